@@ -1,0 +1,52 @@
+"""ul2q-ref: the executable specification of μL2Q ultra-low loss quantisation.
+
+μL2Q (Gong et al., IJCNN 2019) normalises a weight tensor w to φ = (w − μ)/σ, splits the
+real line uniformly with the step λ_k that minimises E[(φ − Q(φ))²] for φ ~ N(0, 1), and
+replaces each value by the centre of its cell: ŵ = α(q − ½) + β with α = λ_k σ and β = μ.
+
+>>> import ul2q_ref as uq
+>>> q = uq.quantize([0.3, -1.2, 0.8, 0.05], bits=2)
+>>> q.codes.tolist(), round(float(uq.optimal_lambda(1)), 6)
+([1, -1, 2, 1], 1.595769)
+
+Modules: :mod:`~ul2q_ref.stats` (μ, σ), :mod:`~ul2q_ref.gaussian` (L(λ), λ_k*),
+:mod:`~ul2q_ref.ul2q` (quantise, encode), :mod:`~ul2q_ref.codebook` (the result type and
+decoder), :mod:`~ul2q_ref.schemes` (binary, ternary, fixed point, clip),
+:mod:`~ul2q_ref.backends` (reference vs compiled kernels).
+"""
+
+from . import schemes
+from .backends import HAVE_FAST
+from .codebook import Quantized, code_dtype, code_range, dequantize
+from .gaussian import (
+    PAPER_TABLE_I,
+    LambdaRow,
+    expected_loss,
+    expected_loss_derivative,
+    lambda_table,
+    optimal_lambda,
+)
+from .stats import moments
+from .ul2q import encode, fake_quantize, quantize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HAVE_FAST",
+    "PAPER_TABLE_I",
+    "LambdaRow",
+    "Quantized",
+    "__version__",
+    "code_dtype",
+    "code_range",
+    "dequantize",
+    "encode",
+    "expected_loss",
+    "expected_loss_derivative",
+    "fake_quantize",
+    "lambda_table",
+    "moments",
+    "optimal_lambda",
+    "quantize",
+    "schemes",
+]

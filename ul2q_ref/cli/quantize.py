@@ -1,0 +1,61 @@
+"""``ul2q-ref quantize``: quantise a ``.npy`` tensor and report the reconstruction error."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from .. import quantize
+from ..io import save_quantized
+from ._common import CommandError, bit_widths, check_output, load_npy
+
+
+def _one_width(text: str) -> int:
+    widths = bit_widths(text)
+    if len(widths) != 1:
+        raise argparse.ArgumentTypeError(f"expected one bit width, got {text!r}")
+    return widths[0]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "quantize",
+        help="quantise a .npy tensor with μL2Q and save the codes",
+        description=(
+            "Quantise the array in IN.npy with k-bit μL2Q (β = μ, α = λ_k* σ) and write the "
+            "codes, α, β and bits to OUT.npz (plain arrays, no pickles; see ul2q_ref.io). "
+            "Prints the reconstruction's mean squared error and its SQNR in dB."
+        ),
+    )
+    parser.add_argument("input", metavar="IN.npy", help="the tensor to quantise (.npy)")
+    parser.add_argument("--bits", type=_one_width, required=True, metavar="K",
+                        help="bit width k, 1 to 16")
+    parser.add_argument("--axis", type=int, default=None, metavar="N",
+                        help="channel axis for per-channel α and β (default: whole tensor)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.npz",
+                        help="where to write the codes and code book")
+    parser.add_argument("--force", action="store_true", help="overwrite OUT.npz if it exists")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    weights = load_npy(args.input)
+    check_output(args.output, args.force)
+    try:
+        quantized = quantize(weights, args.bits, axis=args.axis)
+    except (TypeError, ValueError) as error:
+        raise CommandError(f"{args.input}: {error}") from None
+    save_quantized(args.output, quantized)
+    original = weights.astype(np.float64)
+    error = original - quantized.dequantize(np.float64)
+    mse = float(np.mean(error * error))
+    signal = float(np.mean(original * original))
+    sqnr = 10.0 * np.log10(signal / mse) if mse > 0 else float("inf")
+    where = "per tensor" if quantized.axis is None else f"per channel along axis {quantized.axis}"
+    print(f"quantised {args.input} {weights.shape} {weights.dtype} to {args.bits}-bit μL2Q "
+          f"({where}), λ_k* = {quantized.lam:.10f}")
+    print(f"wrote {args.output}: codes {quantized.codes.dtype}, α, β")
+    print(f"MSE  = {mse:.6e}")
+    print(f"SQNR = {sqnr:.2f} dB")
+    return 0
