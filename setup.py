@@ -77,10 +77,9 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ul2q_ref", "ul2q_ref.*"]),
     package_data={"ul2q_ref": ["_fast.pyx", "data/*.npz", "data/README.md"]},
-    install_requires=["numpy>=1.23", "scipy>=1.9"],
+    install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5"],
-        "train": ["tqdm>=4.60"],
         "plot": ["matplotlib>=3.5"],
         "dev": ["tox>=4"],
     },

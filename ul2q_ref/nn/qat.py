@@ -1,0 +1,116 @@
+r"""Quantisation-aware training: which quantiser each layer's weights go through.
+
+The paper's training loop keeps full-precision *shadow* weights w_f. Every forward pass uses
+w_q = Q(w_f) under the chosen scheme; the backward pass computes ∂L/∂w_q, applies it to w_f
+unchanged (the straight-through estimator, ∂L/∂w_f := ∂L/∂w_q), and the optimiser updates
+w_f. The layers implement the hook (``weight_quantizer`` in :mod:`ul2q_ref.nn.layers`); this
+module builds the quantisers and decides which layer gets which bit width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import fake_quantize
+from .._validate import check_bits
+from ..schemes import quantize_with
+
+SCHEME_NAMES = ("float", "ul2q", "binary", "ternary", "fixed_point", "clip")
+"""Every scheme a layer can be trained with; ``float`` means no quantisation."""
+
+FIXED_BITS = {"binary": 1, "ternary": 2}
+"""Schemes whose bit width is part of their definition."""
+
+Quantizer = Callable[[np.ndarray], np.ndarray]
+
+
+def make_quantizer(scheme: str, bits: int | None, *, backend: str = "auto") -> Quantizer | None:
+    """The function w_f ↦ w_q for `scheme` at `bits` (None for ``float``).
+
+    μL2Q uses :func:`ul2q_ref.fake_quantize` (per tensor, as in the paper); the comparison
+    schemes decode their :class:`~ul2q_ref.Quantized` result in the weight's dtype.
+    """
+    if scheme not in SCHEME_NAMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEME_NAMES)}, got {scheme!r}")
+    if scheme == "float":
+        return None
+    bits = FIXED_BITS.get(scheme, bits)
+    bits = check_bits(bits, low=2 if scheme == "clip" else 1)
+    if scheme == "ul2q":
+        def quantizer(weights: np.ndarray) -> np.ndarray:
+            return fake_quantize(weights, bits, backend=backend)
+    else:
+        def quantizer(weights: np.ndarray) -> np.ndarray:
+            return quantize_with(scheme, weights, bits).dequantize(weights.dtype)
+    quantizer.__qualname__ = f"{scheme}:{bits}"
+    return quantizer
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """The scheme and bit width of every quantisable layer of a model.
+
+    Attributes
+    ----------
+    scheme : str
+        One of :data:`SCHEME_NAMES`, for every quantisable layer.
+    bits : int or None
+        The default bit width k (ignored for float, binary and ternary).
+    last_bits : int or None
+        The bit width of the last quantisable layer (the classifier), if different: the
+        original LeNet configuration of the paper keeps it at 8 bits.
+    overrides : mapping of str to int
+        Bit widths for individual layers by name, applied last.
+    quantize_bias : bool
+        Quantise biases too (same scheme and bits as the layer's weights).
+    """
+
+    scheme: str = "float"
+    bits: int | None = None
+    last_bits: int | None = None
+    overrides: Mapping[str, int] = field(default_factory=dict)
+    quantize_bias: bool = False
+
+    def bits_by_layer(self, layer_names: list[str]) -> dict[str, int | None]:
+        """The bit width of each named layer (None where the scheme is float)."""
+        unknown = set(self.overrides) - set(layer_names)
+        if unknown:
+            raise ValueError(
+                f"--layer-bits names unknown layers {sorted(unknown)}; "
+                f"the quantisable layers are {layer_names}"
+            )
+        if self.scheme == "float":
+            return dict.fromkeys(layer_names)
+        widths: dict[str, int | None] = {}
+        for position, name in enumerate(layer_names):
+            bits = FIXED_BITS.get(self.scheme, self.bits)
+            if self.last_bits is not None and position == len(layer_names) - 1:
+                bits = self.last_bits
+            widths[name] = self.overrides.get(name, bits)
+        return widths
+
+    def scheme_for(self, bits: int | None) -> str:
+        """The scheme of a layer with width `bits`: the plan's own, except that binary and
+        ternary cannot take another width, so a layer given one (e.g. ``last_bits=8``) is
+        quantised with dynamic fixed point at that width, the usual format for layers a
+        binary or ternary network keeps at higher precision."""
+        if self.scheme in FIXED_BITS and bits != FIXED_BITS[self.scheme]:
+            return "fixed_point"
+        return self.scheme
+
+    def apply(self, model, *, backend: str = "auto") -> dict[str, tuple[str, int | None]]:
+        """Attach the quantisers to `model`'s layers; return {layer: (scheme, bits)}."""
+        names = [name for name, _ in model.quantizable_layers()]
+        layers = dict(model.quantizable_layers())
+        assignment = {}
+        for name, bits in self.bits_by_layer(names).items():
+            scheme = self.scheme_for(bits)
+            layers[name].weight_quantizer = make_quantizer(scheme, bits, backend=backend)
+            layers[name].bias_quantizer = (
+                make_quantizer(scheme, bits, backend=backend) if self.quantize_bias else None
+            )
+            assignment[name] = (scheme, bits if scheme != "float" else None)
+        return assignment
