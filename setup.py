@@ -15,20 +15,88 @@ ROOT = Path(__file__).parent
 
 
 def _extensions():
+    """The optional Cython extension ``ul2q_ref._fast``, with OpenMP when the compiler has it.
+
+    OpenMP is probed by compiling and linking a tiny program with the C compiler that will
+    build the extension; when that fails the extension is built single-threaded (and without
+    any compiler :class:`OptionalBuildExt` falls back to the pure reference).
+    ``UL2Q_PURE_PYTHON=1`` skips the extension altogether; ``UL2Q_NO_OPENMP=1`` skips OpenMP.
+    """
     if os.environ.get("UL2Q_PURE_PYTHON", "") not in ("", "0"):
         return []
     source = ROOT / "ul2q_ref" / "_fast.pyx"
     if not source.exists():
         return []
-    import numpy
-    from Cython.Build import cythonize
+    try:
+        import numpy
+        from Cython.Build import cythonize
+    except ImportError as error:  # no build requirements: install the reference only
+        print(f"WARNING: not building ul2q_ref._fast ({error}); installing the pure NumPy "
+              "reference only (ul2q_ref.HAVE_FAST will be False).", file=sys.stderr)
+        return []
     from setuptools import Extension
 
+    def openmp_flags():
+        if os.environ.get("UL2Q_NO_OPENMP", "") not in ("", "0"):
+            return []
+        import tempfile
+
+        try:
+            from setuptools._distutils.ccompiler import new_compiler
+            from setuptools._distutils.sysconfig import customize_compiler
+        except ImportError:  # pragma: no cover - old setuptools
+            from distutils.ccompiler import new_compiler
+            from distutils.sysconfig import customize_compiler
+
+        # a shared object, compiled and linked like the extension itself
+        program = (
+            "#include <omp.h>\n"
+            "int ul2q_probe(void) {\n"
+            "    int n = 0;\n"
+            "#pragma omp parallel reduction(+: n)\n"
+            "    n += 1;\n"
+            "    return n + omp_get_max_threads();\n"
+            "}\n"
+        )
+        flags = ["-fopenmp"]
+        with tempfile.TemporaryDirectory() as folder, \
+                open(Path(folder) / "log", "w") as log:
+            probe = Path(folder) / "probe_openmp.c"
+            probe.write_text(program, encoding="utf-8")
+            saved = [os.dup(1), os.dup(2)]  # the compiler's own messages go to the log
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                compiler = new_compiler()
+                customize_compiler(compiler)
+                objects = compiler.compile([str(probe)], output_dir=folder,
+                                           extra_postargs=flags)
+                compiler.link_shared_object(objects, "probe_openmp.so", output_dir=folder,
+                                            extra_postargs=flags)
+            except Exception:  # noqa: BLE001 - any failure means: no OpenMP
+                flags = []
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+        if not flags:
+            print("ul2q_ref._fast: no OpenMP, building it single-threaded", file=sys.stderr)
+        return flags
+
+    openmp = openmp_flags()
     extension = Extension(
         "ul2q_ref._fast",
         [str(source.relative_to(ROOT))],
         include_dirs=[numpy.get_include()],
-        extra_compile_args=["-O3", "-ffp-contract=off"],
+        # -ffp-contract=off: no fused multiply-add, so every float64 operation rounds once as
+        # in NumPy; and no -ffast-math: the kernels must not reassociate anything.
+        extra_compile_args=["-O3", "-ffp-contract=off", *openmp],
+        extra_link_args=openmp,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     return cythonize(
@@ -76,11 +144,16 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["ul2q_ref", "ul2q_ref.*"]),
-    package_data={"ul2q_ref": ["_fast.pyx", "data/*.npz", "data/README.md"]},
+    package_data={
+        "ul2q_ref": [
+            "_fast.pyx", "data/*.npz", "data/README.md", "crosscheck/vectors.schema.json"
+        ]
+    },
     install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5"],
         "plot": ["matplotlib>=3.5"],
+        "torch": ["torch>=2.0"],
         "dev": ["tox>=4"],
     },
     entry_points={"console_scripts": ["ul2q-ref=ul2q_ref.cli:main"]},

@@ -14,7 +14,13 @@ against the reference. Every function with a ``backend`` argument accepts:
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
+
+# The compiled kernels may use OpenMP. GNU libgomp's default is to spin while waiting for
+# work, which on a busy machine made two threads slower than one; it reads this setting only
+# when it is loaded, so it is set (unless the user chose otherwise) before the import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:  # pragma: no cover - depends on how the package was built
     from . import _fast as _fast_module

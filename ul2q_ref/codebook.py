@@ -149,4 +149,4 @@ def reference_decode(
     scale = broadcastable(alpha, codes.ndim, axis)
     offset = broadcastable(beta, codes.ndim, axis)
     reconstruction = scale * (codes.astype(np.float64) - zero_point) + offset
-    return reconstruction.astype(dtype, copy=False)
+    return np.asarray(reconstruction).astype(dtype, copy=False)  # 0-d stays an array

@@ -62,6 +62,21 @@ def _result(
     )
 
 
+def per_row(rows: np.ndarray, statistic: Callable[[np.ndarray], float]) -> np.ndarray:
+    """`statistic` of each row, one row at a time.
+
+    Summing a 2-D array along an axis may group the additions differently from summing one
+    row, so each channel's statistic is computed on its own 1-D row: a per-channel result is
+    then bit for bit the result for that channel's slice.
+    """
+    return np.array([statistic(np.ascontiguousarray(row)) for row in rows], dtype=np.float64)
+
+
+def mean_magnitude(values: np.ndarray) -> float:
+    """E|w| of a 1-D float64 array."""
+    return float(np.abs(values).mean())
+
+
 def round_half_away(x: np.ndarray) -> np.ndarray:
     """Round to nearest, ties away from zero: sign(x)·⌊|x| + ½⌋."""
     return np.copysign(np.floor(np.abs(x) + 0.5), x)
@@ -84,7 +99,7 @@ def binary(w: Any, bits: int = 1, *, axis: int | None = None) -> Quantized:
     if check_bits(bits) != 1:
         raise ValueError(f"bits must be 1 for the binary scheme, got {bits}")
     weights, axis, rows = _prepare(w, axis)
-    alpha = np.abs(rows).mean(axis=1)
+    alpha = per_row(rows, mean_magnitude)
     codes = np.where(weights >= 0, 1, -1).astype(np.int8)
     return _result(w, weights, codes, alpha, 1, axis, "binary")
 
@@ -111,16 +126,19 @@ def ternary(w: Any, bits: int = 2, *, axis: int | None = None) -> Quantized:
     if check_bits(bits) != 2:
         raise ValueError(f"bits must be 2 for the ternary scheme, got {bits}")
     weights, axis, rows = _prepare(w, axis)
-    magnitude = np.abs(rows)
-    threshold = 0.7 * magnitude.mean(axis=1)
-    beyond = magnitude > threshold[:, None]
-    count = beyond.sum(axis=1)
-    total = np.where(beyond, magnitude, 0.0).sum(axis=1)
-    alpha = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    threshold = 0.7 * per_row(rows, mean_magnitude)
+    alpha = np.array([_ternary_scale(row, delta) for row, delta in zip(rows, threshold,
+                                                                       strict=True)])
     delta = broadcastable(threshold, weights.ndim, axis)
     values = weights.astype(np.float64)
     codes = (values > delta).astype(np.int8) - (values < -delta).astype(np.int8)
     return _result(w, weights, codes, alpha, 2, axis, "ternary")
+
+
+def _ternary_scale(values: np.ndarray, threshold: float) -> float:
+    """Mean of |w| over the values beyond the threshold (0 when there are none)."""
+    beyond = np.abs(values[np.abs(values) > threshold])
+    return float(beyond.mean()) if beyond.size else 0.0
 
 
 def power_of_two_step(largest: np.ndarray, bits: int) -> np.ndarray:

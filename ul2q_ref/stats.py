@@ -88,6 +88,7 @@ def row_moments(values: np.ndarray) -> tuple[float, float]:
     mean = scaled.sum() / count
     deviations = scaled - mean
     sum_of_squares = (deviations * deviations).sum()
-    correction = deviations.sum() ** 2 / count
+    deviation_sum = deviations.sum()
+    correction = deviation_sum * deviation_sum / count  # x*x, not pow(x, 2): portable
     variance = max(sum_of_squares - correction, 0.0) / count
     return float(np.ldexp(mean, exponent)), float(np.ldexp(np.sqrt(variance), exponent))
