@@ -31,7 +31,12 @@ ZERO_POINT = 0.5
 
 
 def quantize(
-    w: Any, bits: int, *, axis: int | None = None, backend: str = "auto"
+    w: Any,
+    bits: int,
+    *,
+    axis: int | None = None,
+    backend: str = "auto",
+    profile: str = "exact",
 ) -> Quantized:
     """Quantise `w` to k-bit μL2Q codes with the exact optimal step λ_k*.
 
@@ -45,13 +50,22 @@ def quantize(
         The channel axis for per-channel (α, β) (e.g. 0 for a convolution's output channels);
         None (default) quantises the whole tensor with one (α, β).
     backend : {"auto", "fast", "reference"}
-        Which implementation computes it; see :mod:`ul2q_ref.backends`.
+        Which implementation computes it; see :mod:`ul2q_ref.backends`. Only ``"exact"``
+        has compiled kernels; the other profiles always run their NumPy definition.
+    profile : {"exact", "paper", "caffe"}
+        ``"exact"`` (default) is the definition above. ``"paper"`` and ``"caffe"`` reproduce
+        the λ and arithmetic of the paper and of the published Caffe code, defects included
+        (:mod:`ul2q_ref.profiles`, docs/crosscheck.md).
 
     Returns
     -------
     Quantized
         Codes (int8 for k ≤ 7, int16 up to k = 15, int32 at k = 16) with α = λ_k* σ, β = μ, z = ½.
+        Other profiles return a :class:`~ul2q_ref.profiles.ProfileQuantized`, whose
+        ``dequantize`` method decodes the way that profile does.
     """
+    if profile != "exact":
+        return _with_profile(w, bits, axis, backend, profile)
     weights = as_weights(w)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
@@ -78,13 +92,20 @@ def quantize(
 
 
 def fake_quantize(
-    w: Any, bits: int, *, axis: int | None = None, backend: str = "auto"
+    w: Any,
+    bits: int,
+    *,
+    axis: int | None = None,
+    backend: str = "auto",
+    profile: str = "exact",
 ) -> np.ndarray:
     """The μL2Q reconstruction ŵ of `w`, with w's shape and float dtype.
 
-    Equal to ``quantize(w, bits, axis=axis).dequantize()``; integer input gives float64.
-    This is the forward pass of quantisation-aware training.
+    Equal to ``quantize(w, bits, axis=axis, profile=profile).dequantize()``; integer input
+    gives float64. This is the forward pass of quantisation-aware training.
     """
+    if profile != "exact":
+        return _with_profile(w, bits, axis, backend, profile).dequantize()
     weights = as_weights(w)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
@@ -98,6 +119,18 @@ def fake_quantize(
     return reference_decode(
         quantized.codes, quantized.alpha, quantized.beta, ZERO_POINT, channel_axis, dtype
     )
+
+
+def _with_profile(
+    w: Any, bits: int, axis: int | None, backend: str, profile: str
+) -> Quantized:
+    """:func:`quantize` under a non-exact profile (always the NumPy definition)."""
+    from . import profiles  # imported here: profiles builds on this module
+
+    profiles.check_profile(profile)
+    if backend not in backends.BACKENDS:
+        backends.fast_kernels(backend)  # raises the usual ValueError
+    return profiles.quantize_with_profile(w, bits, axis=axis, profile=profile)
 
 
 def encode(

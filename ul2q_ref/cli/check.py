@@ -1,0 +1,112 @@
+"""``ul2q-ref check``: check an implementation's results against the conformance vectors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import CommandError
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of ulps, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of ulps >= 0, got {value}")
+    return value
+
+
+def _stats_ulps(text: str) -> int | str:
+    return "stated" if text == "stated" else _non_negative(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive timeout, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="check an implementation's results against the conformance vectors",
+        description=(
+            "Compare another μL2Q implementation with the vectors in DIR (written by "
+            "'ul2q-ref vectors'). Give its results as a file (--results), or a command that "
+            "answers requests (--command; JSON lines on stdin and stdout, see "
+            "docs/crosscheck.md), or check this package itself (--self). Prints PASS/FAIL per "
+            "case, details for failures, and finally 'N passed, N failed'. Exit status 1 if "
+            "any case fails."
+        ),
+    )
+    parser.add_argument("directory", metavar="DIR", help="the vectors directory")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--results", metavar="RESULTS.json",
+                        help="the implementation's results (format in docs/crosscheck.md)")
+    source.add_argument("--command", metavar="CMD",
+                        help="run CMD (split like a shell would, run without a shell) per "
+                             "case: one JSON request line on stdin, one JSON result on stdout")
+    source.add_argument("--self", action="store_true", dest="check_self",
+                        help="check this package itself (in process)")
+    parser.add_argument("--batch", action="store_true",
+                        help="with --command: run CMD once, all requests as lines on stdin")
+    parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                        help="with --command: per case (default 60), or for the whole batch "
+                             "(default 600)")
+    parser.add_argument("--tolerance-ulps", type=_non_negative, default=0, metavar="N",
+                        help="allow ŵ to differ by N ulps, and codes where the input is "
+                             "within N ulps of a cell boundary (default 0: bit-exact)")
+    parser.add_argument("--stats-ulps", type=_stats_ulps, default=None, metavar="N|stated",
+                        help="allowed ulps on α, β (and Δ); 'stated' uses each case's "
+                             "tolerance_ulps (default: the --tolerance-ulps value)")
+    parser.add_argument("--scheme", action="append", default=[], metavar="NAME",
+                        help="only cases of this scheme (repeatable)")
+    parser.add_argument("--profile", action="append", default=[], metavar="NAME",
+                        help="only μL2Q cases of this profile (repeatable)")
+    parser.add_argument("--select", action="append", default=[], metavar="GLOB",
+                        help="only cases whose id matches this glob (repeatable)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only failures and the summary")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..crosscheck import check
+    from ..crosscheck.vectors import SuiteError, load_suite
+
+    if args.batch and not args.command:
+        raise CommandError("--batch needs --command")
+    if args.timeout is not None and not args.command:
+        raise CommandError("--timeout needs --command")
+    try:
+        suite = load_suite(args.directory)
+    except SuiteError as error:
+        raise CommandError(str(error)) from None
+    cases = check.select_cases(suite.cases, schemes=args.scheme, profiles=args.profile,
+                               patterns=args.select)
+    if not cases:
+        raise CommandError("no case matches the --scheme/--profile/--select filters")
+    if args.check_self:
+        provider = check.self_provider
+    elif args.results:
+        try:
+            provider = check.results_provider(args.results)
+        except check.CheckError as error:
+            raise CommandError(str(error)) from None
+    elif args.batch:
+        provider = check.batch_provider(args.command, timeout=args.timeout or 600.0)
+    else:
+        provider = check.command_provider(args.command, timeout=args.timeout or 60.0)
+    options = check.Options(args.tolerance_ulps, args.stats_ulps)
+    try:
+        report = check.check_suite(cases, provider, options)
+    except check.CheckError as error:
+        raise CommandError(str(error)) from None
+    sys.stdout.write(report.render(quiet=args.quiet) + "\n")
+    return 0 if report.failed == 0 else 1

@@ -1,0 +1,25 @@
+"""Cross-checking kit: conformance vectors, a checker, and this package as a test subject.
+
+Modelled on how cryptography libraries are checked against Project Wycheproof's vectors:
+many small, named cases, each saying what it tests.
+
+* :mod:`~ul2q_ref.crosscheck.vectors` writes and reads the suite (``ul2q-ref vectors``);
+  ``vectors.schema.json`` beside it is the JSON Schema of ``vectors.json``.
+* :mod:`~ul2q_ref.crosscheck.check` compares an implementation's results with it
+  (``ul2q-ref check``).
+* :mod:`~ul2q_ref.crosscheck.steps` defines the statistics and encode steps of every scheme.
+* :mod:`~ul2q_ref.crosscheck.reference_impl` answers the checker's protocol with this
+  package (``python -m ul2q_ref.crosscheck.reference_impl``).
+* :mod:`~ul2q_ref.crosscheck.encoding`: hex bit patterns and ulp distances.
+
+docs/crosscheck.md documents the format, the protocol and the defects the profiles reproduce.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
+"""The JSON Schema (draft 2020-12) of ``vectors.json``."""
+
+__all__ = ["SCHEMA_PATH"]
