@@ -184,6 +184,7 @@ def test_results_json_holds_every_table(tiny_run):
 
 
 def test_report_references_every_figure_and_every_figure_exists(tiny_run):
+    pytest.importorskip("matplotlib")
     out, results = tiny_run
     text = (out / "report.md").read_text(encoding="utf-8")
     referenced = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text))
