@@ -290,6 +290,8 @@ def test_full_mode_reads_the_default_mnist_directory(monkeypatch, tmp_path):
     config = ReproduceConfig(full=True)
     assert config.resolved_data == f"mnist:{(tmp_path / 'mnist').resolve()}"
     assert config.resolved_epochs == 9 and config.mode == "full"
+    assert ReproduceConfig(data="mnist:/d", epochs=3).mode == "custom"
+    assert ReproduceConfig().mode == "quick"
     assert ReproduceConfig().resolved_data == "mnist-small"
     assert ReproduceConfig(epochs=3).train_config().epochs == 3
     with pytest.raises(ValueError, match="parts"):

@@ -98,7 +98,12 @@ class ReproduceConfig:
 
     @property
     def mode(self) -> str:
-        return "full" if self.full else "quick"
+        """``full``, ``quick``, or ``custom`` when data or epochs override quick mode's."""
+        if self.full:
+            return "full"
+        if self.data in (None, QUICK_DATA) and self.epochs is None:
+            return "quick"
+        return "custom"
 
     @property
     def resolved_data(self) -> str:
