@@ -9,28 +9,18 @@ exported model's accuracy equals the trained model's, bit for bit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import quantize
-from ..codebook import Quantized
 from ..io import quantized_arrays, quantized_from_arrays, save_npz_atomic
-from ..schemes import quantize_with
 from .models import Sequential
-from .qat import FIXED_BITS
+from .qat import quantize_tensor
 from .train import TrainConfig, build, evaluate, load_checkpoint, prepare_data
 
 EXPORT_FORMAT = "ul2q-ref/integer-model-v1"
-
-
-def quantize_like_training(scheme: str, bits: int, weights: np.ndarray,
-                           backend: str) -> Quantized:
-    """The :class:`Quantized` whose decoding is what the training forward pass used."""
-    if scheme == "ul2q":
-        return quantize(weights, bits, backend=backend)
-    return quantize_with(scheme, weights, FIXED_BITS.get(scheme, bits))
 
 
 def integer_model(config: TrainConfig, model: Sequential,
@@ -47,7 +37,7 @@ def integer_model(config: TrainConfig, model: Sequential,
             continue
         parts = ["weight"] + (["bias"] if config.quantize_bias and layer.has_bias else [])
         for part in parts:
-            q = quantize_like_training(scheme, bits, layer.params[part], config.backend)
+            q = quantize_tensor(scheme, bits, layer.params[part], backend=config.backend)
             for key, value in quantized_arrays(q).items():
                 arrays[f"quantized/{name}.{part}/{key}"] = value
             quantized_names.add(f"{name}.{part}")
@@ -110,7 +100,7 @@ def evaluate_path(path: str | Path, data: str | None = None) -> dict[str, Any]:
         model, _ = build(config, dataset)
         model.load_state_dict(state["model"])
     if data is not None and data != config.data:
-        config = TrainConfig(**{**config.__dict__, "data": data})
+        config = replace(config, data=data)
         dataset = None
     dataset, _, (test_x, test_y) = prepare_data(config, dataset)
     return {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import fake_quantize
+from .. import Quantized, fake_quantize, quantize
 from .._validate import check_bits
 from ..schemes import quantize_with
 
@@ -25,6 +25,18 @@ FIXED_BITS = {"binary": 1, "ternary": 2}
 """Schemes whose bit width is part of their definition."""
 
 Quantizer = Callable[[np.ndarray], np.ndarray]
+
+
+def quantize_tensor(scheme: str, bits: int | None, weights: np.ndarray, *,
+                    backend: str = "auto") -> Quantized:
+    """The codes and code book of `weights` under `scheme` at `bits`.
+
+    Decoding the result gives exactly what the quantiser of :func:`make_quantizer` returns;
+    the export of the integer model relies on it.
+    """
+    if scheme == "ul2q":
+        return quantize(weights, bits, backend=backend)
+    return quantize_with(scheme, weights, FIXED_BITS.get(scheme, bits))
 
 
 def make_quantizer(scheme: str, bits: int | None, *, backend: str = "auto") -> Quantizer | None:
@@ -39,12 +51,12 @@ def make_quantizer(scheme: str, bits: int | None, *, backend: str = "auto") -> Q
         return None
     bits = FIXED_BITS.get(scheme, bits)
     bits = check_bits(bits, low=2 if scheme == "clip" else 1)
-    if scheme == "ul2q":
+    if scheme == "ul2q":  # the fused kernel; equal to quantize_tensor(...).dequantize()
         def quantizer(weights: np.ndarray) -> np.ndarray:
             return fake_quantize(weights, bits, backend=backend)
     else:
         def quantizer(weights: np.ndarray) -> np.ndarray:
-            return quantize_with(scheme, weights, bits).dequantize(weights.dtype)
+            return quantize_tensor(scheme, bits, weights).dequantize(weights.dtype)
     quantizer.__qualname__ = f"{scheme}:{bits}"
     return quantizer
 
