@@ -151,7 +151,10 @@ setup(
     },
     install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5", "matplotlib>=3.5"],
+        "test": [
+            "pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5", "matplotlib>=3.5",
+            "torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16", "safetensors>=0.4",
+        ],
         "plot": ["matplotlib>=3.5"],
         "torch": ["torch>=2.0"],
         "dev": ["tox>=4"],
