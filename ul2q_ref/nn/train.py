@@ -42,6 +42,9 @@ class TrainConfig:
     The defaults are what a newcomer should get: Caffe's LeNet solver (learning rate 0.01,
     momentum 0.9, weight decay 5e-4, the ``inv`` policy with γ = 1e-4 and power 0.75),
     batch 64, Xavier initialisation and standardised inputs.
+
+    ``max_iterations`` ends the run after that many SGD iterations (Caffe's ``max_iter``),
+    inside the last of the `epochs` if it falls there; None trains whole epochs.
     """
 
     model: str = "lenet5"
@@ -51,6 +54,7 @@ class TrainConfig:
     layer_bits: Mapping[str, int] = field(default_factory=dict)
     quantize_bias: bool = False
     epochs: int = 2
+    max_iterations: int | None = None
     batch: int = 64
     lr: float = 0.01
     momentum: float = 0.9
@@ -79,7 +83,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        for name in ("train_limit", "test_limit"):
+        for name in ("train_limit", "test_limit", "max_iterations"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
@@ -264,15 +268,18 @@ def train(
 
     count = len(train_y)
     per_epoch = -(-count // config.batch)
-    for epoch in range(len(history), config.epochs):
+    epochs = _epochs_to_run(config, per_epoch)
+    for epoch in range(len(history), epochs):
         rng = _seed_epoch(model, config, epoch)
         started = time.perf_counter()
         losses = []
         batches = iterate_minibatches(count, config.batch, rng)
-        bar = _progress_bar(progress, per_epoch, f"epoch {epoch + 1}/{config.epochs}")
+        bar = _progress_bar(progress, per_epoch, f"epoch {epoch + 1}/{epochs}")
         iteration = epoch * per_epoch
         rate = schedule.lr_at(iteration, float(epoch))
         for index in batches:
+            if config.max_iterations is not None and iteration >= config.max_iterations:
+                break
             x = dataset.to_float(train_x[index])
             logits = model.forward(x, training=True)
             loss, grad = softmax_cross_entropy(logits, train_y[index])
@@ -298,6 +305,13 @@ def train(
         if on_epoch is not None:
             on_epoch(metrics)
     return TrainResult(config, model, history, layers)
+
+
+def _epochs_to_run(config: TrainConfig, per_epoch: int) -> int:
+    """`config.epochs`, or fewer when ``max_iterations`` ends the run earlier."""
+    if config.max_iterations is None:
+        return config.epochs
+    return min(config.epochs, -(-config.max_iterations // per_epoch))
 
 
 def write_metrics(path: str | Path, result: TrainResult) -> None:

@@ -11,7 +11,7 @@ Parts (each also runs alone):
 (:mod:`~ul2q_ref.reproduce.figures`, needs the ``plot`` extra) to the output directory.
 """
 
-from .runner import FULL_EPOCHS, PARTS, QUICK_DATA, QUICK_EPOCHS, ReproduceConfig, reproduce
+from .runner import PARTS, QUICK_DATA, QUICK_EPOCHS, ReproduceConfig, reproduce
 
-__all__ = ["FULL_EPOCHS", "PARTS", "QUICK_DATA", "QUICK_EPOCHS", "ReproduceConfig",
+__all__ = ["PARTS", "QUICK_DATA", "QUICK_EPOCHS", "ReproduceConfig",
            "reproduce"]

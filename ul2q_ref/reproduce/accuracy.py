@@ -1,27 +1,40 @@
-r"""Part 3: the paper's Table IV, MNIST column: LeNet-5 under every scheme, same schedule.
+r"""Part 3: the paper's Table IV, MNIST column: LeNet-5 under every scheme, over seeds.
 
-Eleven runs of the NumPy trainer (:func:`ul2q_ref.nn.train.train`) that differ only in the
-weight quantiser: float; μL2Q at 1, 2, 4, 8 and 16 bits; binary (BWN); ternary (TWN); dynamic
-fixed point at 2, 4 and 8 bits. Every run uses the same seed (so the same initial weights,
-the same shuffling), the same schedule and the same data.
+Twelve configurations of the NumPy trainer (:func:`ul2q_ref.nn.train.train`) that differ only
+in the weight quantiser: float; μL2Q at 1, 2, 4, 8 and 16 bits; binary (BWN); ternary (TWN);
+dynamic fixed point at 2, 4, 8 and 16 bits. Each is trained once per seed; a seed fixes the
+initial weights, the batch order and the dropout masks, so seed s of every configuration
+starts from the same weights and sees the same batches.
 
-**Layer widths.** Every quantisable layer (conv1, conv2, fc1 and the classifier fc2) is
-quantised at the run's stated width, so that each row compares the schemes at one bit width
-throughout. The paper's LeNet keeps the classifier at 8 bits; ``last_bits=8``
-(``--last-bits 8``) reproduces that setting (binary and ternary runs then quantise the
-classifier with 8-bit fixed point, see :meth:`ul2q_ref.nn.qat.LayerPlan.scheme_for`).
+**Layer widths.** By default the fork's rule (:mod:`ul2q_ref.reproduce.recipes`): every
+convolution and fully connected weight is quantised, the first layer included, biases stay
+in float, and the classifier is kept at max(k, 8) bits. ``layers="uniform"`` quantises the
+classifier at k too.
+
+**Seeds and processes.** Every (configuration, seed) pair is one job; ``jobs=N`` trains N of
+them at a time in separate processes with BLAS pinned to one thread each. With an output
+directory each job writes its checkpoint and ``result.json`` under ``runs/NAME-seedS/``; a
+rerun reuses finished jobs and resumes unfinished ones from their last epoch.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import multiprocessing
+import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from ..nn.data import Dataset
+from ..nn.data import Dataset, load_dataset
 from ..nn.models import Sequential
-from ..nn.train import EpochMetrics, TrainConfig, train
+from ..nn.train import CHECKPOINT_NAME, EpochMetrics, TrainConfig, build, load_checkpoint, train
+from .recipes import last_bits_for
 
 RUNS: dict[str, tuple[str, int | None]] = {
     "float": ("float", None),
@@ -35,115 +48,326 @@ RUNS: dict[str, tuple[str, int | None]] = {
     "fixed_point-2": ("fixed_point", 2),
     "fixed_point-4": ("fixed_point", 4),
     "fixed_point-8": ("fixed_point", 8),
+    "fixed_point-16": ("fixed_point", 16),
 }
-"""Every run of the comparison: name -> (scheme, bit width); binary and ternary are fixed."""
+"""Every configuration of the comparison: name -> (scheme, bit width)."""
+
+PAPER_TABLE_IV: dict[str, dict[str, Any]] = {
+    "LeNet-5 (MNIST)": {
+        "float": 99.10, "ul2q-1": 99.06, "ul2q-2": 99.12, "ul2q-4": 99.12, "ul2q-8": 99.16,
+        "ul2q-16": 99.14, "binary": 98.67, "ternary": 98.33, "fixed_point-2": 98.90,
+        "fixed_point-4": 99.10, "fixed_point-8": 99.10, "fixed_point-16": 99.10,
+    },
+    "Cifarnet (CIFAR-10)": {
+        "float": 81.82, "ul2q-1": 79.28, "ul2q-2": 80.26, "ul2q-4": 81.32, "ul2q-8": 81.66,
+        "ul2q-16": 81.64, "fixed_point-2": 19.10, "fixed_point-4": 75.90,
+        "fixed_point-8": 81.40, "fixed_point-16": 81.70,
+    },
+    "VGG7-64 (CIFAR-10)": {
+        "float": 89.24, "ul2q-1": 89.02, "ul2q-2": 89.50, "ul2q-4": 89.80, "ul2q-8": 89.70,
+        "ul2q-16": 89.42,
+    },
+    "ResNet-18 top-1/top-5 (ImageNet)": {
+        "float": "65.44/85.80", "ul2q-1": "66.24/86.00", "ul2q-2": "65.60/86.12",
+        "ul2q-4": "65.92/86.72", "ul2q-8": "65.52/86.36", "ul2q-16": "65.40/86.88",
+    },
+}
+"""Table IV of the paper, test accuracy in %, as published (the fork's
+``expriment_results.png``): the binary entry is BitwiseNN, the ternary one TNN, and
+``fixed_point-k`` the paper's FP-k baselines."""
 
 PAPER_ACCURACY: dict[str, float | None] = {
-    "float": 99.10,
-    "ul2q-1": 99.06,
-    "ul2q-2": 99.12,
-    "ul2q-4": 99.12,
-    "ul2q-8": 99.16,
-    "ul2q-16": None,
-    "binary": None,
-    "ternary": None,
-    "fixed_point-2": None,
-    "fixed_point-4": None,
-    "fixed_point-8": None,
-}
-"""The paper's LeNet-5 MNIST test accuracy (%), Table IV; None where no number was found.
+    name: PAPER_TABLE_IV["LeNet-5 (MNIST)"].get(name) for name in RUNS}
+"""The paper's LeNet-5 MNIST test accuracy (%) of each configuration of :data:`RUNS`."""
 
-The μL2Q and float numbers are from the paper; its BWN, TWN and fixed-point numbers for
-LeNet-5 are printed in a table image that was not available as text when this was written,
-so they are shown as "–" rather than guessed.
-"""
+OTHER_MODELS_COMMAND: dict[str, str] = {
+    "Cifarnet (CIFAR-10)": "python examples/train_torch.py --model cifarnet --data cifar10:DIR",
+    "VGG7-64 (CIFAR-10)": "python examples/train_torch.py --model vgg7-64 --data cifar10:DIR",
+    "ResNet-18 top-1/top-5 (ImageNet)":
+        "python examples/train_torch.py --model resnet18 --data imagefolder:DIR",
+}
+"""How the rows this part does not train would be run (CIFAR-10 and ImageNet are not on
+this machine, and realistically they need a GPU): the PyTorch recipe, per bit width
+``--bits K``."""
+
+RESULT_NAME = "result.json"
+"""A finished job's record, inside its directory under ``runs/``."""
 
 
 @dataclass
 class AccuracyOutcome:
-    """The part's JSON results, and the float model (for the normality part)."""
+    """The part's JSON results, and the float model of the first seed (for normality)."""
 
     results: dict[str, Any]
     float_model: Sequential | None
     float_config: TrainConfig | None
 
 
-def run_config(base: TrainConfig, name: str) -> TrainConfig:
-    """`base` with the scheme and bit width of run `name` (a key of :data:`RUNS`)."""
+@dataclass(frozen=True)
+class Job:
+    """One training: configuration `run` of :data:`RUNS` with one seed."""
+
+    run: str
+    seed: int
+    config: TrainConfig
+
+    @property
+    def key(self) -> str:
+        """The job's directory name under ``runs/``."""
+        return f"{self.run}-seed{self.seed}"
+
+
+def run_config(base: TrainConfig, name: str, layers: str = "paper") -> TrainConfig:
+    """`base` with the scheme and widths of configuration `name` under the layer rule."""
     scheme, bits = RUNS[name]
-    return replace(base, scheme=scheme, bits=bits if scheme in ("ul2q", "fixed_point") else None)
+    return replace(base, scheme=scheme,
+                   bits=bits if scheme in ("ul2q", "fixed_point") else None,
+                   last_bits=last_bits_for(bits, layers))
+
+
+def make_jobs(base: TrainConfig, runs: Sequence[str], seeds: Sequence[int],
+              layers: str = "paper") -> list[Job]:
+    """Every (configuration, seed) job, seed by seed so that early results span the runs."""
+    unknown = [name for name in runs if name not in RUNS]
+    if unknown:
+        raise ValueError(f"unknown accuracy runs {unknown}; known: {', '.join(RUNS)}")
+    return [Job(name, seed, replace(run_config(base, name, layers), seed=seed))
+            for seed in seeds for name in runs]
+
+
+def seed_statistics(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean and sample standard deviation of per-seed accuracies.
+
+    For n values x_i: mean x̄ = Σ x_i / n and sd s = sqrt(Σ (x_i − x̄)² / (n − 1)), the
+    spread one more seed would be expected to show; None for a single seed.
+    """
+    if not values:
+        raise ValueError("seed_statistics needs at least one value")
+    n = len(values)
+    mean = math.fsum(values) / n
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return {"mean": mean, "sd": sd}
 
 
 def compute(
     base: TrainConfig,
     *,
     runs: Sequence[str] = tuple(RUNS),
+    seeds: Sequence[int] = (0,),
+    layers: str = "paper",
+    jobs: int = 1,
     dataset: Dataset | None = None,
+    out_dir: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> AccuracyOutcome:
-    """Train every run in `runs` on `base`'s schedule and data; test accuracy of each.
+    """Train every configuration in `runs` once per seed; test accuracy of each.
 
     Parameters
     ----------
     base : TrainConfig
-        The shared configuration (model, schedule, data, limits, seed, ``last_bits``); its
-        scheme and bits are replaced run by run.
+        The shared configuration (model, schedule, data, limits); its scheme, widths and seed
+        are replaced job by job.
     runs : sequence of str
-        Names from :data:`RUNS`, in the order to train them.
+        Names from :data:`RUNS`, in the order to report them.
+    seeds : sequence of int
+        The seeds; each configuration is trained once per seed.
+    layers : str
+        ``paper`` (classifier at max(k, 8)) or ``uniform`` (every layer at k).
+    jobs : int
+        Trainings at a time, each in its own process with one BLAS thread (1: in this
+        process, with the given threads).
     dataset : Dataset, optional
-        The loaded data of ``base.data`` (loaded once by the caller).
+        The loaded data of ``base.data`` (loaded once by the caller; processes load their own).
+    out_dir : path, optional
+        Keeps each job's checkpoint and result under ``runs/`` to resume from.
     progress : bool
-        Progress bars on stderr while training.
+        Progress bars on stderr while training (one process only; with several processes
+        a line per finished job).
     log : callable, optional
-        Receives one line per finished run.
+        Receives one line per finished job.
     on_run : callable, optional
-        Called with the part's results so far after every run (to save partial results).
+        Called with the part's results so far after every finished job.
 
     Returns
     -------
     AccuracyOutcome
     """
-    unknown = [name for name in runs if name not in RUNS]
-    if unknown:
-        raise ValueError(f"unknown accuracy runs {unknown}; known: {', '.join(RUNS)}")
-    rows = []
-    float_model, float_config = None, None
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    work = make_jobs(base, runs, seeds, layers)
+    runs_dir = None if out_dir is None else Path(out_dir) / "runs"
     settings = {key: value for key, value in vars(base).items()
-                if key not in ("scheme", "bits", "layer_bits")}
-    results = {
+                if key not in ("scheme", "bits", "last_bits", "layer_bits", "seed")}
+    results: dict[str, Any] = {
         "settings": settings,
+        "layers": layers,
+        "seeds": list(seeds),
         "test_images": None if dataset is None else _test_count(dataset, base),
         "train_images": None if dataset is None else _train_count(dataset, base),
-        "rows": rows,
+        "rows": [],
     }
-    for position, name in enumerate(runs, start=1):
-        config = run_config(base, name)
+    done: dict[str, dict[str, Any]] = {}
+    for job in work:
+        record = _finished(job, runs_dir)
+        if record is not None:
+            done[job.key] = record
+    if done and log is not None:
+        log(f"accuracy: {len(done)} of {len(work)} trainings already done in {runs_dir}")
+
+    def finish(job: Job, record: dict[str, Any]) -> None:
+        done[job.key] = record
+        results["rows"] = _rows(runs, seeds, done)
         if log is not None:
-            log(f"accuracy [{position}/{len(runs)}] training {name} "
-                f"({config.epochs} epoch{'s' if config.epochs != 1 else ''})")
-        result = train(config, progress=progress, dataset=dataset)
+            log(f"accuracy [{len(done)}/{len(work)}] {job.key}: "
+                f"{record['test_accuracy_percent']:.2f}% test accuracy "
+                f"({record['seconds']:.0f} s)")
+        if on_run is not None:
+            on_run(results)
+
+    pending = [job for job in work if job.key not in done]
+    float_model = None
+    if jobs == 1 or len(pending) <= 1:
+        for job in pending:
+            if log is not None:
+                log(f"accuracy [{len(done) + 1}/{len(work)}] training {job.key}")
+            record, model = _train_job(job, runs_dir, dataset, progress)
+            if job.run == "float" and job.seed == seeds[0]:
+                float_model = model
+            finish(job, record)
+    else:
+        if log is not None:
+            log(f"accuracy: training {len(pending)} job(s), {jobs} at a time")
+        with _single_threaded_blas(), ProcessPoolExecutor(
+                max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_train_job_in_process, job, runs_dir): job
+                       for job in pending}
+            while futures:
+                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    finish(futures.pop(future), future.result())
+    results["rows"] = _rows(runs, seeds, done)
+    float_config = None
+    if "float" in runs:
+        float_config = replace(run_config(base, "float", layers), seed=seeds[0])
+        if float_model is None:
+            float_model = _load_model(float_config, runs_dir, dataset)
+    return AccuracyOutcome(results, float_model, float_config)
+
+
+def _train_job(job: Job, runs_dir: Path | None, dataset: Dataset | None,
+               progress: bool) -> tuple[dict[str, Any], Sequential]:
+    """Train `job` (resuming its checkpoint if there is one); its record and model."""
+    job_dir = None if runs_dir is None else runs_dir / job.key
+    resume = job_dir is not None and (job_dir / CHECKPOINT_NAME).exists()
+    if resume:
+        saved = load_checkpoint(job_dir / CHECKPOINT_NAME)["config"]
+        if replace(saved, epochs=job.config.epochs) != job.config:
+            raise ValueError(f"--out: {job_dir} holds a training of another configuration; "
+                             "use --force to start afresh or another --out")
+    result = train(job.config, out_dir=job_dir, resume=resume, progress=progress,
+                   dataset=dataset)
+    record = {
+        "run": job.run,
+        "seed": job.seed,
+        "config": asdict(job.config),
+        "layers": {layer: {"scheme": s, "bits": b} for layer, (s, b) in result.layers.items()},
+        "test_accuracy_percent": 100.0 * result.test_accuracy,
+        "epochs": [_epoch(m) for m in result.history],
+        "seconds": sum(m.seconds for m in result.history),
+    }
+    if job_dir is not None:
+        temporary = job_dir / f".{RESULT_NAME}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        temporary.replace(job_dir / RESULT_NAME)
+    return record, result.model
+
+
+def _train_job_in_process(job: Job, runs_dir: Path | None) -> dict[str, Any]:
+    """A worker process's job: load the data, train without progress bars, return the record."""
+    dataset = load_dataset(job.config.data)
+    record, _ = _train_job(job, runs_dir, dataset, progress=False)
+    return record
+
+
+def _finished(job: Job, runs_dir: Path | None) -> dict[str, Any] | None:
+    """The record of `job` if an earlier run finished it with the same configuration."""
+    if runs_dir is None or not (runs_dir / job.key / RESULT_NAME).is_file():
+        return None
+    path = runs_dir / job.key / RESULT_NAME
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        same = TrainConfig(**dict(record["config"], milestones=tuple(
+            record["config"]["milestones"]))) == job.config
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--out: {path} is not a readable job record ({error}); "
+                         "use --force to start afresh") from None
+    if not same:
+        raise ValueError(f"--out: {path.parent} holds a training of another configuration; "
+                         "use --force to start afresh or another --out")
+    return record
+
+
+def _load_model(config: TrainConfig, runs_dir: Path | None,
+                dataset: Dataset | None) -> Sequential | None:
+    """The trained model of `config` from its checkpoint under `runs_dir`, if there is one."""
+    if runs_dir is None or dataset is None:
+        return None
+    path = runs_dir / f"float-seed{config.seed}" / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    model, _ = build(config, dataset)
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model
+
+
+def _rows(runs: Sequence[str], seeds: Sequence[int],
+          done: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per configuration with at least one finished seed: per-seed values and stats."""
+    rows = []
+    for name in runs:
+        records = [done[f"{name}-seed{seed}"] for seed in seeds if f"{name}-seed{seed}" in done]
+        if not records:
+            continue
+        values = [record["test_accuracy_percent"] for record in records]
+        stats = seed_statistics(values)
         scheme, bits = RUNS[name]
+        paper = PAPER_ACCURACY[name]
         rows.append({
             "run": name,
             "scheme": scheme,
             "bits": bits,
-            "layers": {layer: {"scheme": s, "bits": b} for layer, (s, b) in result.layers.items()},
-            "test_accuracy_percent": 100.0 * result.test_accuracy,
-            "paper_accuracy_percent": PAPER_ACCURACY[name],
-            "epochs": [_epoch(m) for m in result.history],
-            "seconds": sum(m.seconds for m in result.history),
+            "layers": records[0]["layers"],
+            "seeds": [record["seed"] for record in records],
+            "per_seed_percent": values,
+            "test_accuracy_percent": stats["mean"],
+            "sd_percent": stats["sd"],
+            "paper_accuracy_percent": paper,
+            "difference_to_paper_points": None if paper is None else stats["mean"] - paper,
+            "epochs": records[0]["epochs"],
+            "seconds": sum(record["seconds"] for record in records),
         })
-        if log is not None:
-            log(f"accuracy [{position}/{len(runs)}] {name}: "
-                f"{100.0 * result.test_accuracy:.2f}% test accuracy")
-        if name == "float":
-            float_model, float_config = result.model, config
-        _compare_to_float(rows)
-        if on_run is not None:
-            on_run(results)
-    return AccuracyOutcome(results, float_model, float_config)
+    _compare_to_float(rows)
+    return rows
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Worker processes started inside this block use one BLAS/OpenMP thread each."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _compare_to_float(rows: list[dict[str, Any]]) -> None:
@@ -175,4 +399,5 @@ def default_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["PAPER_ACCURACY", "RUNS", "AccuracyOutcome", "compute", "default_log", "run_config"]
+__all__ = ["OTHER_MODELS_COMMAND", "PAPER_ACCURACY", "PAPER_TABLE_IV", "RUNS", "AccuracyOutcome",
+           "Job", "compute", "default_log", "make_jobs", "run_config", "seed_statistics"]

@@ -244,7 +244,7 @@ def accuracy_figure(results: Mapping[str, Any], path: Path) -> str:
     settings = results["settings"]
     epochs = settings["epochs"]
     axes.set_title(f"LeNet-5 on {settings['data']}: {epochs} epoch{'s' if epochs != 1 else ''}"
-                   f" per run, seed {settings['seed']}; labels: test accuracy (%)",
+                   f" per run; labels: test accuracy (%)",
                    fontsize="medium")
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -286,15 +286,16 @@ def _accuracy(part: Mapping[str, Any], results: Mapping[str, Any]) -> str:
                 f"{settings['power']}), momentum {settings['momentum']}, weight decay "
                 f"{settings['weight_decay']}")
     last = ("every layer at the stated width, the classifier included"
-            if settings["last_bits"] is None else
-            f"the classifier (last layer) at {settings['last_bits']} bits, as in the paper")
+            if part.get("layers") == "uniform" else
+            "every conv and fc weight at the stated width, the classifier at max(k, 8) bits "
+            "and biases in float, as in the fork's prototxts")
     return "\n".join([
         "## 3. Accuracy: LeNet-5 on MNIST (the paper's Table IV, MNIST column)",
         "",
         f"Data `{settings['data']}`: {part['train_images']:,} training and "
         f"{part['test_images']:,} test images. Model `{settings['model']}` (Caffe's LeNet). "
-        f"Schedule: {schedule}; seed {settings['seed']} for every run (same initial weights, "
-        f"same order of batches). Quantisation: weights only, {last}; per tensor; "
+        f"Schedule: {schedule}; seeds {part.get('seeds')} (seed s of every run starts from the "
+        f"same weights and sees the same batches). Quantisation: weights only, {last}; per tensor; "
         "straight-through training of full-precision shadow weights.",
         "",
         table(("scheme", "bits", "layers (scheme/bits)", "test accuracy (%)", "vs float "

@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from ..backends import HAVE_FAST
 from ..nn.data import default_mnist_dir, load_dataset
 from ..nn.train import TrainConfig, build, train
 from . import accuracy, figures, normality, report, simulation, table1
+from .recipes import LAYER_RULES, RECIPES
 
 PARTS = ("table1", "simulation", "accuracy", "normality")
 """The parts of the reproduction, in the order they run."""
@@ -27,8 +29,6 @@ PARTS = ("table1", "simulation", "accuracy", "normality")
 QUICK_EPOCHS = 1
 """Epochs of each accuracy run in quick mode (one pass over the embedded subset)."""
 
-FULL_EPOCHS = 9
-"""Epochs of each accuracy run in full mode by default."""
 
 QUICK_DATA = "mnist-small"
 """Data of quick mode: the embedded MNIST subset (20,000 training, 10,000 test images)."""
@@ -51,19 +51,29 @@ class ReproduceConfig:
     out : path
         Output directory for ``report.md``, ``results.json`` and the figures.
     full : bool
-        Full mode: the full MNIST (``mnist:`` the default directory) and
-        :data:`FULL_EPOCHS` epochs, unless `data` and `epochs` say otherwise. Quick mode
-        (default): the embedded subset and :data:`QUICK_EPOCHS` epoch.
-    data, epochs : optional
-        Override the mode's data (``mnist-small`` or ``mnist:DIR``) and epochs.
+        Full mode: the full MNIST (``mnist:`` the default directory) and the recipe's whole
+        schedule (its iterations), unless `data`, `epochs` or `iterations` say otherwise.
+        Quick mode (default): the embedded subset and :data:`QUICK_EPOCHS` epoch.
+    data, epochs, iterations : optional
+        Override the mode's data (``mnist-small`` or ``mnist:DIR``) and schedule length
+        (whole epochs, or SGD iterations; not both).
+    recipe : str
+        ``paper`` (Table II) or ``caffe`` (the fork's solver): model, batch, learning-rate
+        policy and schedule (:mod:`ul2q_ref.reproduce.recipes`).
+    layers : str
+        ``paper`` (the fork's widths: classifier at max(k, 8)) or ``uniform`` (k everywhere).
     seed : int
-        The seed of every random draw: Monte-Carlo samples, simulated data, initial weights
-        and batch order.
+        The seed of every random draw: Monte-Carlo samples, simulated data, and the first
+        training seed.
+    seeds : int
+        Trainings per configuration, with seeds ``seed, seed + 1, …``.
+    jobs : int
+        Trainings at a time, in separate processes with one BLAS thread each.
+    force : bool
+        Replace a finished report in `out` (and retrain its runs); without it an existing
+        finished report is an error, and an unfinished one is resumed.
     quiet : bool
         No progress output on stderr.
-    last_bits : int, optional
-        Keep the classifier at this width in the accuracy runs (the paper uses 8); default:
-        every layer at the stated width.
     mc_samples, sim_samples, train_limit, test_limit, accuracy_runs
         Smaller settings for tests: Monte-Carlo samples, simulated values, training and
         test images, and which accuracy runs to train.
@@ -76,9 +86,14 @@ class ReproduceConfig:
     full: bool = False
     data: str | None = None
     epochs: int | None = None
+    iterations: int | None = None
+    recipe: str = "paper"
+    layers: str = "paper"
     seed: int = 0
+    seeds: int = 1
+    jobs: int = 1
+    force: bool = False
     quiet: bool = False
-    last_bits: int | None = None
     mc_samples: int = table1.MC_SAMPLES
     sim_samples: int = simulation.SAMPLES
     train_limit: int | None = None
@@ -90,8 +105,17 @@ class ReproduceConfig:
         unknown = [part for part in self.parts if part not in PARTS]
         if unknown or not self.parts:
             raise ValueError(f"parts must be some of {', '.join(PARTS)}, got {self.parts!r}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
+        for name in ("epochs", "iterations", "seeds", "jobs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be at least 1, got {value}")
+        if self.epochs is not None and self.iterations is not None:
+            raise ValueError("--epochs and --iterations: give one schedule length, not both")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.layers not in LAYER_RULES:
+            raise ValueError(f"--layers must be one of {', '.join(LAYER_RULES)}, "
+                             f"got {self.layers!r}")
         for name in ("mc_samples", "sim_samples"):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name} must be at least 2, got {getattr(self, name)}")
@@ -101,7 +125,7 @@ class ReproduceConfig:
         """``full``, ``quick``, or ``custom`` when data or epochs override quick mode's."""
         if self.full:
             return "full"
-        if self.data in (None, QUICK_DATA) and self.epochs is None:
+        if self.data in (None, QUICK_DATA) and self.epochs is None and self.iterations is None:
             return "quick"
         return "custom"
 
@@ -112,19 +136,40 @@ class ReproduceConfig:
             return self.data
         return f"mnist:{default_mnist_dir().resolve()}" if self.full else QUICK_DATA
 
-    @property
-    def resolved_epochs(self) -> int:
-        """The epochs in force."""
-        if self.epochs is not None:
-            return self.epochs
-        return FULL_EPOCHS if self.full else QUICK_EPOCHS
+    def schedule(self, train_images: int) -> tuple[int, int | None]:
+        """(epochs, max_iterations) in force on `train_images` training images.
 
-    def train_config(self) -> TrainConfig:
-        """The shared training configuration (float; each run sets its scheme)."""
-        return TrainConfig(model="lenet5", scheme="float", epochs=self.resolved_epochs,
-                           data=self.resolved_data, train_limit=self.train_limit,
-                           test_limit=self.test_limit, seed=self.seed,
-                           last_bits=self.last_bits)
+        ``--epochs`` trains whole epochs; ``--iterations`` (or full mode's recipe length)
+        stops after that many SGD iterations; quick mode trains :data:`QUICK_EPOCHS`.
+        """
+        recipe = RECIPES[self.recipe]
+        if self.epochs is not None:
+            return self.epochs, None
+        iterations = self.iterations
+        if iterations is None and self.full:
+            iterations = recipe.iterations
+        if iterations is None:
+            return QUICK_EPOCHS, None
+        per_epoch = -(-train_images // recipe.batch)
+        return -(-iterations // per_epoch), iterations
+
+    def train_config(self, train_images: int) -> TrainConfig:
+        """The shared training configuration on `train_images` images (float; each run
+        sets its scheme, widths and seed)."""
+        recipe = RECIPES[self.recipe]
+        epochs, iterations = self.schedule(train_images)
+        return TrainConfig(
+            model=recipe.model, scheme="float", epochs=epochs, max_iterations=iterations,
+            batch=recipe.batch, lr=recipe.lr, momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay, lr_policy=recipe.lr_policy,
+            gamma=recipe.gamma, power=recipe.power,
+            milestones=recipe.milestones(train_images), data=self.resolved_data,
+            train_limit=self.train_limit, test_limit=self.test_limit, seed=self.seed)
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        """The seeds of the accuracy runs: ``seed, seed + 1, …`` (`seeds` of them)."""
+        return tuple(range(self.seed, self.seed + self.seeds))
 
     @property
     def needs_data(self) -> bool:
@@ -156,24 +201,25 @@ def reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = None
     if log is None:
         log = _silent if config.quiet else accuracy.default_log
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a directory")
+    _claim_output(out, config.force, log)
     parts = tuple(part for part in PARTS if part in config.parts)
     dataset = load_dataset(config.resolved_data) if config.needs_data else None
+    state: dict[str, Any] = {}
+    if dataset is not None:
+        state["train_config"] = config.train_config(_train_count(dataset, config))
     out.mkdir(parents=True, exist_ok=True)
     draw = figures.matplotlib_available()
     if not draw:
         log(f"matplotlib is not installed: no figures ({figures.INSTALL_HINT} to get them)")
     results: dict[str, Any] = {
         "format": FORMAT,
-        "run": _environment(config),
+        "run": _environment(config, state.get("train_config")),
         "part_order": list(parts),
         "parts": {},
         "figures": [],
         "figures_drawn": draw,
     }
-    state: dict[str, Any] = {"save_partial": lambda part, data: _save_partial(
-        results, part, data, out, started)}
+    state["save_partial"] = lambda part, data: _save_partial(results, part, data, out, started)
     for part in parts:
         log(f"{part}: running")
         part_started = time.perf_counter()
@@ -210,9 +256,13 @@ def _simulation(config, dataset, out, draw, log, state):
 
 
 def _accuracy(config, dataset, out, draw, log, state):
-    outcome = accuracy.compute(config.train_config(), runs=config.accuracy_runs,
-                               dataset=dataset, progress=not config.quiet, log=log,
+    outcome = accuracy.compute(state["train_config"], runs=config.accuracy_runs,
+                               seeds=config.training_seeds, layers=config.layers,
+                               jobs=config.jobs, dataset=dataset, out_dir=out,
+                               progress=not config.quiet, log=log,
                                on_run=lambda data: state["save_partial"]("accuracy", data))
+    outcome.results["recipe"] = {"name": config.recipe,
+                                 "source": RECIPES[config.recipe].source}
     state["float_model"] = outcome.float_model
     state["float_config"] = outcome.float_config
     drawn = [figures.accuracy_figure(outcome.results, out / "accuracy_vs_bits.png")] \
@@ -223,7 +273,7 @@ def _accuracy(config, dataset, out, draw, log, state):
 def _normality(config, dataset, out, draw, log, state):
     model, base = state.get("float_model"), state.get("float_config")
     if model is None:
-        base = config.train_config()
+        base = state["train_config"]
         log(f"normality: training a float {base.model} ({base.epochs} epoch(s) on "
             f"{base.data}) to inspect")
         model = train(base, progress=not config.quiet, dataset=dataset).model
@@ -249,7 +299,40 @@ RUNNERS = {"table1": _table1, "simulation": _simulation, "accuracy": _accuracy,
 # --------------------------------------------------------------------------- helpers
 
 
-def _environment(config: ReproduceConfig) -> dict[str, Any]:
+def _train_count(dataset, config: ReproduceConfig) -> int:
+    count = len(dataset.train_labels)
+    return count if config.train_limit is None else min(count, config.train_limit)
+
+
+def _claim_output(out: Path, force: bool, log: Callable[[str], None]) -> None:
+    """Check that `out` may be written: a finished report is kept unless `force`.
+
+    An unfinished report (``results.json`` with ``complete: false``) is resumed: its
+    finished trainings under ``runs/`` are reused. With `force` the old runs are removed.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    results_path = out / report.RESULTS_NAME
+    if force:
+        if (out / "runs").is_dir():
+            shutil.rmtree(out / "runs")
+        return
+    if results_path.is_file():
+        import json
+
+        try:
+            complete = bool(json.loads(results_path.read_text(encoding="utf-8"))
+                            .get("complete", False))
+        except (ValueError, AttributeError):
+            complete = False
+        if complete:
+            raise ValueError(f"--out {out}: holds a finished report; use --force to replace "
+                             "it or choose another --out")
+        log(f"resuming the unfinished report in {out}")
+
+
+def _environment(config: ReproduceConfig, train_config: TrainConfig | None
+                 ) -> dict[str, Any]:
     import scipy
 
     versions = {"ul2q-ref": __version__, "python": platform.python_version(),
@@ -269,9 +352,13 @@ def _environment(config: ReproduceConfig) -> dict[str, Any]:
         "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "mode": config.mode,
         "data": config.resolved_data if config.needs_data else None,
-        "epochs": config.resolved_epochs if config.needs_data else None,
+        "epochs": None if train_config is None else train_config.epochs,
+        "iterations": None if train_config is None else train_config.max_iterations,
+        "recipe": config.recipe,
+        "layers": config.layers,
         "seed": config.seed,
-        "last_bits": config.last_bits,
+        "seeds": list(config.training_seeds),
+        "jobs": config.jobs,
         "versions": versions,
         "fast_kernels": bool(HAVE_FAST),
         "cpu_count": os.cpu_count(),
@@ -293,8 +380,12 @@ def equivalent_command(config: ReproduceConfig) -> str:
     words += ["--full"] if config.full else []
     words += ["--data", config.data] if config.data is not None else []
     words += ["--epochs", str(config.epochs)] if config.epochs is not None else []
-    words += ["--last-bits", str(config.last_bits)] if config.last_bits is not None else []
+    words += ["--iterations", str(config.iterations)] if config.iterations is not None else []
+    words += ["--recipe", config.recipe, "--layers", config.layers]
     words += ["--seed", str(config.seed)]
+    words += ["--seeds", str(config.seeds)] if config.seeds != 1 else []
+    words += ["--jobs", str(config.jobs)] if config.jobs != 1 else []
+    words += ["--force"] if config.force else []
     words += ["--quiet"] if config.quiet else []
     command = shlex.join(words)
     defaults = ReproduceConfig()
@@ -316,5 +407,5 @@ def _silent(message: str) -> None:
     """Discard a progress line."""
 
 
-__all__ = ["FULL_EPOCHS", "PARTS", "QUICK_DATA", "QUICK_EPOCHS", "ReproduceConfig",
+__all__ = ["PARTS", "QUICK_DATA", "QUICK_EPOCHS", "ReproduceConfig",
            "equivalent_command", "reproduce"]
