@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..reproduce import PARTS, QUICK_DATA, QUICK_EPOCHS, ReproduceConfig, reproduce
 from ..reproduce.recipes import LAYER_RULES, RECIPES
+from ..reproduce.report import summary
 from ._common import CommandError
 
 
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         results = reproduce(config)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         raise CommandError(str(error)) from None
+    print(summary(results, Path(args.out)))
     print(f"wrote {args.out}/report.md, results.json and {len(results['figures'])} figure(s) "
           f"in {results['wall_seconds']:.1f} s")
     return 0

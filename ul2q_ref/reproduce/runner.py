@@ -281,14 +281,21 @@ def _normality(config, dataset, out, draw, log, state):
     else:
         origin = "the float run of part 3"
     initial, _ = build(base, dataset)
-    source = (f"the float LeNet-5 ({origin}: {base.epochs} epoch(s) on {base.data}, "
-              f"seed {base.seed})")
+    length = (f"{base.max_iterations:,} iterations" if base.max_iterations is not None
+              else f"{base.epochs} epoch{'s' if base.epochs != 1 else ''}")
+    source = (f"the float {base.model} ({origin}: {length} at batch {base.batch} on "
+              f"{base.data}, seed {base.seed})")
     data = normality.compute(model, initial, source=source)
     drawn = []
     if draw:
+        caption = None
+        if base.data == QUICK_DATA:
+            caption = ("A short run on the embedded subset: these weights are still close to "
+                       "their initialisation and cannot judge the normality premise; the "
+                       "full run (docs/reproduction.md) can.")
         drawn.append(figures.normality_figure(data, normality.layer_weights(model),
                                               normality.layer_weights(initial),
-                                              out / "normality.png"))
+                                              out / "normality.png", caption=caption))
     return data, drawn
 
 
