@@ -19,6 +19,7 @@ from ul2q_ref.reproduce import (
     ReproduceConfig,
     accuracy,
     normality,
+    recipes,
     reproduce,
     simulation,
     table1,
@@ -113,26 +114,121 @@ def test_simulation_compares_every_scheme_and_ul2q_wins():
 # --------------------------------------------------------------------------- part 3
 
 
-def test_accuracy_runs_share_the_schedule_and_quantise_every_layer():
-    base = TrainConfig(epochs=1, train_limit=64, test_limit=50, seed=2)
+def test_accuracy_runs_share_the_schedule_and_follow_the_fork_s_widths():
+    base = TrainConfig(epochs=1, train_limit=64, test_limit=50)
     dataset = load_dataset("mnist-small")
-    outcome = accuracy.compute(base, runs=("float", "ternary", "fixed_point-4"),
+    outcome = accuracy.compute(base, runs=("float", "ternary", "fixed_point-4"), seeds=(2,),
                                dataset=dataset, progress=False)
     rows = {row["run"]: row for row in outcome.results["rows"]}
     assert set(rows) == {"float", "ternary", "fixed_point-4"}
-    assert {layer["bits"] for layer in rows["fixed_point-4"]["layers"].values()} == {4}
-    assert {layer["scheme"] for layer in rows["ternary"]["layers"].values()} == {"ternary"}
+    assert rows["fixed_point-4"]["layers"] == {
+        "conv1": {"scheme": "fixed_point", "bits": 4},
+        "conv2": {"scheme": "fixed_point", "bits": 4},
+        "fc1": {"scheme": "fixed_point", "bits": 4},
+        "fc2": {"scheme": "fixed_point", "bits": 8}}
+    assert rows["ternary"]["layers"]["conv1"] == {"scheme": "ternary", "bits": 2}
+    assert rows["ternary"]["layers"]["fc2"] == {"scheme": "fixed_point", "bits": 8}
     assert rows["float"]["paper_accuracy_percent"] == 99.10
-    assert rows["ternary"]["paper_accuracy_percent"] is None
+    assert rows["ternary"]["paper_accuracy_percent"] == 98.33  # TNN in Table IV
     assert rows["float"]["difference_to_float_points"] == 0.0
+    assert rows["float"]["seeds"] == [2] and rows["float"]["sd_percent"] is None
     assert outcome.float_model is not None and outcome.results["test_images"] == 50
     with pytest.raises(ValueError, match="unknown accuracy runs"):
         accuracy.compute(base, runs=("ul2q-3",), dataset=dataset, progress=False)
 
 
-def test_the_paper_keeps_the_last_layer_at_8_bits_when_asked():
-    config = accuracy.run_config(TrainConfig(last_bits=8), "binary")
-    assert config.plan.bits_by_layer(["a", "b"]) == {"a": 1, "b": 8}
+# The fork's prototxts (GongCheng1919/uL2Q examples/mnist/ULQ/lenet_bn_ulq{k}.prototxt):
+# maxbits k on conv1, conv2 and ip1, and maxbits 8, 8, 8, 8, 16 on ip2 for k = 1, 2, 4, 8, 16.
+FORK_CLASSIFIER_BITS = {1: 8, 2: 8, 4: 8, 8: 8, 16: 16}
+
+
+@pytest.mark.parametrize("model", ["lenet5", "lenet5-bn"])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 16])
+def test_paper_layer_widths_for_every_k_and_model(model, bits):
+    layers = [name for name, _ in build(TrainConfig(model=model),
+                                        load_dataset("mnist-small"))[0].quantizable_layers()]
+    assert layers == ["conv1", "conv2", "fc1", "fc2"]
+    for scheme in ("ul2q", "fixed_point")[:1 if bits == 1 else 2]:  # no 1-bit fixed point
+        config = accuracy.run_config(TrainConfig(model=model), f"{scheme}-{bits}")
+        widths = config.plan.bits_by_layer(layers)
+        assert widths == {"conv1": bits, "conv2": bits, "fc1": bits,
+                          "fc2": FORK_CLASSIFIER_BITS[bits]}
+        assert config.plan.scheme_for(bits) == scheme and not config.quantize_bias
+        uniform = accuracy.run_config(TrainConfig(model=model), f"{scheme}-{bits}", "uniform")
+        assert set(uniform.plan.bits_by_layer(layers).values()) == {bits}
+
+
+def test_binary_and_ternary_keep_an_8_bit_fixed_point_classifier():
+    for name, bits in (("binary", 1), ("ternary", 2)):
+        config = accuracy.run_config(TrainConfig(), name)
+        widths = config.plan.bits_by_layer(["a", "b", "c"])
+        assert widths == {"a": bits, "b": bits, "c": 8}
+        assert [config.plan.scheme_for(b) for b in widths.values()] == [name, name,
+                                                                         "fixed_point"]
+    assert accuracy.run_config(TrainConfig(), "float").plan.bits_by_layer(["a"]) == {"a": None}
+
+
+def test_recipes_state_table_ii_and_the_fork_s_solver():
+    paper, caffe = recipes.RECIPES["paper"], recipes.RECIPES["caffe"]
+    assert (paper.model, paper.batch, paper.lr, paper.weight_decay) == ("lenet5", 50, 0.01, 1e-4)
+    assert paper.iterations == 10_000 and paper.epochs_for(60_000) == 9  # 8⅓ epochs
+    assert (caffe.model, caffe.batch, caffe.weight_decay, caffe.iterations) == (
+        "lenet5-bn", 100, 4e-4, 30_000)
+    assert caffe.milestones(60_000) == pytest.approx((16_000 / 600, 24_000 / 600))
+    config = ReproduceConfig(full=True, recipe="caffe").train_config(60_000)
+    assert (config.model, config.batch, config.lr_policy, config.max_iterations,
+            config.epochs) == ("lenet5-bn", 100, "multistep", 30_000, 50)
+
+
+@pytest.mark.parametrize("values", [[99.1, 99.0, 98.95], [1.0, 2.0], [5.5]])
+def test_seed_statistics_against_the_standard_library(values):
+    import statistics
+
+    stats = accuracy.seed_statistics(values)
+    assert stats["mean"] == pytest.approx(statistics.fmean(values), rel=1e-15)
+    if len(values) > 1:
+        assert stats["sd"] == pytest.approx(statistics.stdev(values), rel=1e-12)
+    else:
+        assert stats["sd"] is None
+
+
+def test_rows_hold_every_seed_and_their_spread():
+    done = {f"{name}-seed{seed}": {"test_accuracy_percent": value, "seed": seed,
+                                   "layers": {}, "epochs": [], "seconds": 1.0}
+            for name, per_seed in (("float", (99.0, 99.2, 99.1)), ("ul2q-2", (98.9, 99.3, 99.1)))
+            for seed, value in zip((0, 1, 2), per_seed, strict=True)}
+    rows = {row["run"]: row for row in accuracy._rows(("float", "ul2q-2"), (0, 1, 2), done)}
+    assert rows["ul2q-2"]["per_seed_percent"] == [98.9, 99.3, 99.1]
+    assert rows["ul2q-2"]["test_accuracy_percent"] == pytest.approx(99.1)
+    assert rows["ul2q-2"]["sd_percent"] == pytest.approx(0.2)
+    assert rows["ul2q-2"]["difference_to_paper_points"] == pytest.approx(99.1 - 99.12)
+    assert rows["ul2q-2"]["difference_to_float_points"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_seeds_in_processes_resume_and_refuse_a_finished_report(tmp_path):
+    settings = {"parts": ("accuracy",), "out": tmp_path, "iterations": 3, "train_limit": 64,
+                "test_limit": 20, "accuracy_runs": ("float", "ul2q-2"), "quiet": True}
+    first = reproduce(ReproduceConfig(seeds=2, jobs=2, **settings))
+    rows = first["parts"]["accuracy"]["rows"]
+    assert [row["seeds"] for row in rows] == [[0, 1], [0, 1]]
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == [
+        "float-seed0", "float-seed1", "ul2q-2-seed0", "ul2q-2-seed1"]
+    with pytest.raises(ValueError, match="finished report; use --force"):
+        reproduce(ReproduceConfig(seeds=2, **settings))
+    # an unfinished report resumes: finished jobs are reused, not trained again
+    saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    (tmp_path / "results.json").write_text(json.dumps(dict(saved, complete=False)))
+    marker = tmp_path / "runs" / "float-seed0" / "result.json"
+    before = marker.stat().st_mtime_ns
+    again = reproduce(ReproduceConfig(seeds=2, **settings))
+    assert marker.stat().st_mtime_ns == before
+    assert stable(again["parts"]["accuracy"]["rows"]) == stable(rows)
+    # another configuration in the same --out is refused, --force starts afresh
+    (tmp_path / "results.json").write_text(json.dumps(dict(saved, complete=False)))
+    with pytest.raises(ValueError, match="another configuration"):
+        reproduce(ReproduceConfig(seeds=2, **dict(settings, iterations=4)))
+    fresh = reproduce(ReproduceConfig(seeds=1, force=True, **settings))
+    assert [row["seeds"] for row in fresh["parts"]["accuracy"]["rows"]] == [[0], [0]]
 
 
 # --------------------------------------------------------------------------- part 4
@@ -270,8 +366,9 @@ def test_cli_rejects_bad_data_before_running_anything(data, message, tmp_path, c
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--quick", "--full"],
-                                  ["--last-bits", "17"]])
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--quick", "--full"], ["--seeds", "0"],
+                                  ["--jobs", "0"], ["--epochs", "2", "--iterations", "5"],
+                                  ["--recipe", "imagenet"], ["--layers", "some"]])
 def test_cli_rejects_bad_options(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["reproduce", *argv])
@@ -289,10 +386,30 @@ def test_full_mode_reads_the_default_mnist_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("UL2Q_MNIST_DIR", str(tmp_path / "mnist"))
     config = ReproduceConfig(full=True)
     assert config.resolved_data == f"mnist:{(tmp_path / 'mnist').resolve()}"
-    assert config.resolved_epochs == 9 and config.mode == "full"
+    assert config.schedule(60_000) == (9, 10_000) and config.mode == "full"
     assert ReproduceConfig(data="mnist:/d", epochs=3).mode == "custom"
+    assert ReproduceConfig(iterations=30).mode == "custom"
     assert ReproduceConfig().mode == "quick"
     assert ReproduceConfig().resolved_data == "mnist-small"
-    assert ReproduceConfig(epochs=3).train_config().epochs == 3
+    assert ReproduceConfig().schedule(20_000) == (1, None)
+    assert ReproduceConfig(epochs=3).train_config(20_000).epochs == 3
+    assert ReproduceConfig(iterations=450).schedule(20_000) == (2, 450)  # 400 per epoch
     with pytest.raises(ValueError, match="parts"):
         ReproduceConfig(parts=("table3",))
+
+
+def test_max_iterations_stops_inside_an_epoch(monkeypatch):
+    from ul2q_ref.nn import optim
+    from ul2q_ref.nn.train import train
+
+    steps = []
+    original = optim.SGD.step
+    monkeypatch.setattr(optim.SGD, "step", lambda self, rate: (steps.append(rate),
+                                                               original(self, rate))[1])
+    dataset = load_dataset("mnist-small")
+    result = train(TrainConfig(epochs=5, max_iterations=6, batch=16, train_limit=64,
+                               test_limit=10), progress=False, dataset=dataset)
+    assert len(steps) == 6  # 4 iterations per epoch: one whole epoch and 2 of the next
+    assert [m.epoch for m in result.history] == [1, 2]
+    with pytest.raises(ValueError, match="max_iterations"):
+        TrainConfig(max_iterations=0)
