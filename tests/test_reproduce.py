@@ -394,6 +394,10 @@ def test_full_mode_reads_the_default_mnist_directory(monkeypatch, tmp_path):
     assert ReproduceConfig().schedule(20_000) == (1, None)
     assert ReproduceConfig(epochs=3).train_config(20_000).epochs == 3
     assert ReproduceConfig(iterations=450).schedule(20_000) == (2, 450)  # 400 per epoch
+    monkeypatch.delenv("UL2Q_MNIST_DIR")
+    with pytest.raises(ValueError, match=r"^no MNIST directory: set the environment variable "
+                                         r"UL2Q_MNIST_DIR .* or pass --data mnist:DIR$"):
+        _ = ReproduceConfig(full=True).resolved_data
     with pytest.raises(ValueError, match="parts"):
         ReproduceConfig(parts=("table3",))
 

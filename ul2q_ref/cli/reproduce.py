@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--quick", dest="full", action="store_false",
                       help=f"embedded MNIST subset, {QUICK_EPOCHS} epoch (default)")
     mode.add_argument("--full", dest="full", action="store_true",
-                      help="full MNIST from the default directory, the recipe's iterations")
+                      help="full MNIST from $UL2Q_MNIST_DIR, the recipe's iterations")
     parser.add_argument("--data", metavar="SPEC",
                         help="training data: mnist-small or mnist:DIR (overrides the mode)")
     length = parser.add_mutually_exclusive_group()
