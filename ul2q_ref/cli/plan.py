@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     body = []
     for row in rows:
         bits = result["layers"][row["layer"]]
-        error = _error(row, bits, args)
-        share = error / result["error"] if result["error"] > 0 else 0.0
+        layer_error = _error(row, bits, args)
+        share = layer_error / result["error"] if result["error"] > 0 else 0.0
         pinned = " (pinned)" if row["layer"] in pins or row["name"] in pins else ""
         body.append([row["layer"], f"{row['n']:,}", f"{bits}{pinned}", f"{100 * share:.1f}%"])
     print(table(["layer", "n", "bits", "share of error"], body))

@@ -165,7 +165,7 @@ def tensor_report(
             "mse": mse,
         }
         entry["ratio"] = entry["actual"] / entry["predicted"]
-        if channel_axis is not None:
+        if channel_axis is not None and channel_variance is not None:
             mse_channels = squared_error(weights, k, channel_axis)
             entry["mse_per_channel"] = mse_channels
             entry["actual_per_channel"] = (mse_channels / channel_variance

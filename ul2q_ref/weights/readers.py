@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import struct
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -153,7 +154,7 @@ def _matches(tensor: Tensor, patterns: Iterable[str]) -> bool:
                for p in patterns)
 
 
-def read_model(path: str | Path) -> Model:
+def read_model(path: str | os.PathLike[str]) -> Model:
     """Read every tensor of a model file; the format comes from the suffix.
 
     ``.npz`` (the project's arrays, checkpoints, integer models and quantised models, or any
@@ -209,8 +210,9 @@ def _read_npy_stream(handle: Any, available: int, where: str) -> np.ndarray:
     if len(data) != size:
         raise ModelFileError(f"{where}: truncated ({len(data)} of {size} bytes of data)")
     array = np.frombuffer(data, dtype=dtype)
-    order = "F" if fortran else "C"
-    return array.reshape(shape, order=order).copy(order="C")
+    if fortran:
+        return array.reshape(shape, order="F").copy(order="C")
+    return array.reshape(shape).copy()
 
 
 def _read_npz(file: Path) -> tuple[str, list[Tensor]]:
@@ -425,9 +427,9 @@ def _read_onnx(file: Path) -> tuple[str, list[Tensor]]:
     roles: dict[str, tuple[str, int]] = {}
     for node in graph.node:
         for position, name in enumerate(node.input):
-            role = _onnx_role(node, position)
-            if role is not None and name not in roles:
-                roles[name] = role
+            found = _onnx_role(node, position)
+            if found is not None and name not in roles:
+                roles[name] = found
     tensors = []
     for initializer in graph.initializer:
         try:
