@@ -95,9 +95,9 @@ def test_inspect_figures(safetensors_model, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     folder = tmp_path / "figures"
     assert main(["inspect", str(safetensors_model), "--bits", "2", "--figures", str(folder),
-                 "--quiet"]) == 0
+                 "--include", "fc*.weight", "--quiet"]) == 0
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["summary.png", *(f"{n}.png" for n in WEIGHTS)])
+    assert names == ["fc1.weight.png", "fc2.weight.png", "summary.png"]
     for path in folder.iterdir():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -180,20 +180,35 @@ def _run(*args):
                           text=True)
 
 
-@pytest.mark.parametrize(("command", "content", "message"), [
-    ("inspect", b"not a zip", "not a readable .npz archive"),
-    ("plan", b"not a zip", "not a readable .npz archive"),
-    ("quantize", b"not a zip", "not a readable .npz archive"),
-    ("dequantize", b"not a zip", "not a readable .npz archive"),
-])
-def test_bad_files_are_one_line_errors(tmp_path, command, content, message):
+def test_a_bad_file_is_one_line_on_stderr_of_the_real_command(tmp_path):
     path = tmp_path / "bad.npz"
+    path.write_bytes(b"not a zip")
+    result = _run("inspect", str(path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"ul2q-ref inspect: error: {path}: not a readable .npz archive "
+                             "(File is not a zip file)\n")
+
+
+@pytest.mark.parametrize("command", ["inspect", "plan", "quantize", "dequantize"])
+@pytest.mark.parametrize(("suffix", "content", "message"), [
+    (".npz", b"not a zip", "not a readable .npz archive"),
+    (".npz", b"PK\x03\x04 truncated zip", "not a readable .npz archive"),
+    (".safetensors", b"\xff" * 8 + b"{}", "not a safetensors file"),
+    (".onnx", b"\x08\x07\xff\xff\xff\xff", "not a readable ONNX model"),
+])
+def test_bad_files_are_one_line_errors(tmp_path, capsys, command, suffix, content, message):
+    if suffix == ".onnx":
+        pytest.importorskip("onnx")
+    if command == "dequantize" and suffix != ".npz":
+        message = "expected a quantised .npz file"
+    path = tmp_path / f"bad{suffix}"
     path.write_bytes(content)
     extra = {"inspect": [], "plan": ["--budget", "2"], "quantize": ["--bits", "2", "-o",
              str(tmp_path / "o.npz")], "dequantize": ["-o", str(tmp_path / "o.npz")]}[command]
-    result = _run(command, str(path), *extra)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    assert main([command, str(path), *extra, *(["--quiet"] if command in ("inspect", "plan")
+                                                else [])]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"ul2q-ref {command}: error:")
     assert message in lines[0] and str(path) in lines[0]
     assert not (tmp_path / "o.npz").exists()
@@ -230,6 +245,13 @@ def test_train_bits_plan_maps_the_plan_onto_layer_widths(tmp_path, capsys):
                  "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "conv1 ul2q/4" in printed and "conv2 ul2q/2" in printed and "fc2 ul2q/8" in printed
+    # the trainer's own checkpoint is a model file too: plan it and read the plan back
+    replan = tmp_path / "replan.json"
+    assert main(["plan", str(run / "checkpoint.npz"), "--budget", "3", "--bits", "2-4",
+                 "-o", str(replan), "--quiet"]) == 0
+    layers = json.loads(replan.read_text())["layers"]
+    assert sorted(layers) == ["conv1", "conv2", "fc1", "fc2"]
+    assert set(layers.values()) <= {2, 3, 4}
     assert main(["train", "--bits-plan", str(plan), "--out", str(tmp_path / "r2"),
                  "--quiet"]) == 2
     assert "--bits-plan needs a scheme with bit widths" in capsys.readouterr().err
