@@ -397,14 +397,28 @@ def test_solve_finds_the_brute_force_optimum_and_respects_the_budget(seed):
         solve(options, least - 1)
 
 
-def test_greedy_marginal_gains_would_miss_this_optimum():
-    # layer a: 10 weights, layer b: 10 weights; budget 30 bits. Non-convex b: going 1→2
-    # gains little, 2→3 a lot. The optimum puts b at 2 and a at 1, greedy would not see it.
-    options = [[(10, 10.0), (20, 4.0)], [(10, 10.0), (20, 9.5)]]
-    assert solve(options, 30).choices == (1, 0)
+def _greedy(options, capacity):
+    """Marginal-gain allocation: repeatedly take the cheapest-per-gain one-step upgrade."""
+    choice = [0] * len(options)
+    cost = sum(o[0][0] for o in options)
+    while True:
+        steps = [((o[c][1] - o[c + 1][1]) / (o[c + 1][0] - o[c][0]), i)
+                 for i, (o, c) in enumerate(zip(options, choice, strict=True))
+                 if c + 1 < len(o) and cost + o[c + 1][0] - o[c][0] <= capacity]
+        if not steps:
+            return sum(o[c][1] for o, c in zip(options, choice, strict=True))
+        _, i = max(steps)
+        cost += options[i][choice[i] + 1][0] - options[i][choice[i]][0]
+        choice[i] += 1
+
+
+def test_greedy_marginal_gains_miss_the_optimum_the_solver_finds():
+    # two layers of 10 weights at 1, 2 or 3 bits, 40 bits in all; layer b's loss is not
+    # convex in k (1 → 2 bits gains little, 2 → 3 a lot), so greedy upgrades a first
     options = [[(10, 10.0), (20, 6.0), (30, 5.5)], [(10, 10.0), (20, 9.0), (30, 1.0)]]
+    assert _greedy(options, 40) == 15.0
     solution = solve(options, 40)
-    assert solution.choices == (0, 2) and solution.error == 11.0
+    assert solution.choices == (0, 2) and solution.error == 11.0 == _brute_force(options, 40)
 
 
 def test_capacity_is_the_exact_floor_of_budget_times_weights():

@@ -19,8 +19,8 @@ plan than its dominator, since the completions are the same), and states whose c
 leaves no room for the cheapest widths of the remaining layers are dropped. The optimum is
 the frontier's smallest error. Its size is bounded by the number of distinct reachable costs,
 so the programme is exact without discretising the budget. Greedy marginal-gain allocation is
-not exact in general (the losses need not be convex in k); the tests compare :func:`solve`
-with brute force.
+not exact in general (the losses need not be convex in k; ``tests/test_weights.py`` has a
+two-layer example where it loses); the tests compare :func:`solve` with brute force.
 """
 
 from __future__ import annotations
