@@ -90,8 +90,8 @@ def solve(options: Sequence[Sequence[tuple[int, float]]], capacity: int) -> Solu
         best_before = np.concatenate(([np.inf], np.minimum.accumulate(new_error)[:-1]))
         keep = new_error < best_before
         costs, errors = new_cost[keep], new_error[keep]
-        parents.append(parent[keep])
-        picks.append(pick[keep])
+        parents.append(parent[keep].astype(np.int32))  # the frontier stays far below 2^31
+        picks.append(pick[keep].astype(np.int16))
     state = int(np.argmin(errors))
     total_cost, total_error = int(costs[state]), float(errors[state])
     choices = []
