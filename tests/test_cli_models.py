@@ -230,6 +230,10 @@ def test_usage_errors(safetensors_model, tmp_path, capsys):
     bad_plan.write_text('{"layers": {"conv1": 2}}')
     assert main(["quantize", str(safetensors_model), "--plan", str(bad_plan), "-o", out]) == 2
     assert "names no width for layer conv2" in capsys.readouterr().err
+    np.save(tmp_path / "w.npy", np.ones((2, 2)))
+    assert main(["quantize", str(tmp_path / "w.npy"), "--bits", "2", "--include", "x",
+                 "-o", out]) == 2
+    assert "--include and --exclude select tensors of a model file" in capsys.readouterr().err
     np.savez(tmp_path / "plain.npz", w=np.ones((2, 2)))
     assert main(["dequantize", str(tmp_path / "plain.npz"), "-o", out]) == 2
     assert "holds no quantised tensors" in capsys.readouterr().err

@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         return run_model(args)
     if args.bits is None:
         raise CommandError("--bits K is required")
+    if args.include or args.exclude:
+        raise CommandError("--include and --exclude select tensors of a model file, not of "
+                           f"a single .npy tensor ({args.input})")
     weights = load_npy(args.input)
     check_output(args.output, args.force)
     try:
