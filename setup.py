@@ -158,6 +158,7 @@ setup(
         ],
         "plot": ["matplotlib>=3.5"],
         "torch": ["torch>=2.0"],
+        "models": ["safetensors>=0.4", "onnx>=1.14"],
         "dev": ["tox>=4"],
     },
     entry_points={"console_scripts": ["ul2q-ref=ul2q_ref.cli:main"]},

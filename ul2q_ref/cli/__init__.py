@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from .. import __version__
 from ._common import CommandError
 
-COMMANDS = ("lambdas", "quantize", "train", "export", "evaluate", "vectors", "check", "reproduce")
+COMMANDS = ("lambdas", "quantize", "dequantize", "inspect", "plan", "train", "export", "evaluate",
+            "vectors", "check", "reproduce")
 """Sub-command modules of this package, in the order the help lists them."""
 
 

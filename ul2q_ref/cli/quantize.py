@@ -1,4 +1,4 @@
-"""``ul2q-ref quantize``: quantise a ``.npy`` tensor and report the reconstruction error."""
+"""``ul2q-ref quantize``: quantise a ``.npy`` tensor or a whole model; report the error."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from .. import quantize
 from ..io import save_quantized
 from ._common import CommandError, bit_widths, check_output, load_npy
+from ._models import add_selection
 
 
 def _one_width(text: str) -> int:
@@ -21,16 +22,21 @@ def _one_width(text: str) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "quantize",
-        help="quantise a .npy tensor with μL2Q and save the codes",
+        help="quantise a .npy tensor or a whole model with μL2Q and save the codes",
         description=(
             "Quantise the array in IN.npy with k-bit μL2Q (β = μ, α = λ_k* σ) and write the "
             "codes, α, β and bits to OUT.npz (plain arrays, no pickles; see ul2q_ref.io). "
-            "Prints the reconstruction's mean squared error and its SQNR in dB."
+            "Given a model file instead (.npz, .safetensors, .pt, .onnx), quantise every "
+            "weight tensor (--bits K, or per layer with --plan plan.json from 'ul2q-ref "
+            "plan'), keep the other tensors in float, and write one OUT.npz "
+            "(docs/models.md). Prints the mean squared error and the SQNR in dB."
         ),
     )
-    parser.add_argument("input", metavar="IN.npy", help="the tensor to quantise (.npy)")
-    parser.add_argument("--bits", type=_one_width, required=True, metavar="K",
-                        help="bit width k, 1 to 16")
+    parser.add_argument("input", metavar="IN", help="the tensor (.npy) or model to quantise")
+    parser.add_argument("--bits", type=_one_width, metavar="K", help="bit width k, 1 to 16")
+    parser.add_argument("--plan", metavar="plan.json",
+                        help="a model's per-layer widths, from 'ul2q-ref plan -o'")
+    add_selection(parser)
     parser.add_argument("--axis", type=int, default=None, metavar="N",
                         help="channel axis for per-channel α and β (default: whole tensor)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz",
@@ -40,6 +46,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plan is not None or not args.input.lower().endswith(".npy"):
+        from ._quantize_model import run_model
+
+        return run_model(args)
+    if args.bits is None:
+        raise CommandError("--bits K is required")
+    if args.include or args.exclude:
+        raise CommandError("--include and --exclude select tensors of a model file, not of "
+                           f"a single .npy tensor ({args.input})")
     weights = load_npy(args.input)
     check_output(args.output, args.force)
     try:

@@ -57,6 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="bit width of the last layer, e.g. 8 as in the paper's LeNet")
     parser.add_argument("--layer-bits", type=_layer_bits, action="append", default=[],
                         metavar="LAYER=K", help="bit width of one layer (repeatable)")
+    parser.add_argument("--bits-plan", metavar="plan.json",
+                        help="per-layer bit widths from 'ul2q-ref plan -o' (layers it does not "
+                             "name get --bits, by default the plan's widest width)")
     parser.add_argument("--quantize-bias", action="store_true", help="quantise biases too")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch", type=int, default=defaults.batch)
@@ -103,10 +106,13 @@ def run(args: argparse.Namespace) -> int:
             f"--out {args.out} already holds a run; pass --resume to continue it or --force "
             "to start over"
         )
+    layer_bits, bits = dict(args.layer_bits), args.bits
+    if args.bits_plan is not None:
+        layer_bits, bits = _with_plan(args, layer_bits)
     try:
         config = TrainConfig(
-            model=args.model, scheme=args.scheme, bits=args.bits, last_bits=args.last_bits,
-            layer_bits=dict(args.layer_bits), quantize_bias=args.quantize_bias,
+            model=args.model, scheme=args.scheme, bits=bits, last_bits=args.last_bits,
+            layer_bits=layer_bits, quantize_bias=args.quantize_bias,
             epochs=args.epochs, batch=args.batch, lr=args.lr, momentum=args.momentum,
             weight_decay=args.weight_decay, lr_policy=args.lr_policy, gamma=args.gamma,
             power=args.power, milestones=args.milestones, data=args.data,
@@ -129,6 +135,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"final test accuracy: {100 * result.test_accuracy:.2f}% "
           f"({len(result.history)} epochs; checkpoint {out / CHECKPOINT_NAME})")
     return 0
+
+
+def _with_plan(args: argparse.Namespace, layer_bits: dict[str, int]) -> tuple[dict, int]:
+    """``--bits-plan``: the plan's widths as --layer-bits overrides (explicit ones win)."""
+    from ..weights import layer_name, read_plan
+
+    if args.scheme not in ("ul2q", "fixed_point", "clip"):
+        raise CommandError(f"--bits-plan needs a scheme with bit widths (ul2q, fixed_point, "
+                           f"clip), not --scheme {args.scheme}")
+    try:
+        plan = {layer_name(name): bits for name, bits in read_plan(args.bits_plan).items()}
+    except ValueError as error:
+        raise CommandError(f"--bits-plan {error}") from None
+    return {**plan, **layer_bits}, args.bits if args.bits is not None else max(plan.values())
 
 
 def _report(metrics) -> None:
