@@ -8,14 +8,7 @@ import numpy as np
 
 from .. import quantize
 from ..io import save_quantized
-from ._common import CommandError, bit_widths, check_output, load_npy
-
-
-def _one_width(text: str) -> int:
-    widths = bit_widths(text)
-    if len(widths) != 1:
-        raise argparse.ArgumentTypeError(f"expected one bit width, got {text!r}")
-    return widths[0]
+from ._common import CommandError, check_output, check_suffix, load_npy, one_bit_width
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("input", metavar="IN.npy", help="the tensor to quantise (.npy)")
-    parser.add_argument("--bits", type=_one_width, required=True, metavar="K",
+    parser.add_argument("--bits", type=one_bit_width, required=True, metavar="K",
                         help="bit width k, 1 to 16")
     parser.add_argument("--axis", type=int, default=None, metavar="N",
                         help="channel axis for per-channel α and β (default: whole tensor)")
@@ -40,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_suffix(args.output, ".npz", "-o")
     weights = load_npy(args.input)
     check_output(args.output, args.force)
     try:
