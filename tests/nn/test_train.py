@@ -152,7 +152,7 @@ def test_cli_train_export_evaluate(tmp_path, capsys):
 
 def test_cli_errors(tmp_path, capsys):
     assert main(["train", "--scheme", "ul2q", "--out", str(tmp_path / "r"), "--quiet"]) == 2
-    assert "needs bits" in capsys.readouterr().err
+    assert "needs --bits" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "none"), "--quiet"]) == 2
     assert "--resume: no checkpoint.npz" in capsys.readouterr().err
     assert main(["train", "--data", "imagenet", "--out", str(tmp_path / "r2"), "--quiet"]) == 2

@@ -2,26 +2,50 @@
 
 Each sub-command lives in its own module with two functions, ``add_parser(subparsers)`` and
 ``run(args) -> int``; :data:`COMMANDS` lists them in the order ``--help`` shows them.
+
+:func:`main` is the one error boundary: every expected failure (bad arguments, bad or missing
+files, OS errors such as a full disk) ends as one line ``ul2q-ref SUBCOMMAND: error: …`` on
+stderr and exit status 2; an unexpected exception ends as one ``internal error`` line and
+status 70. ``--debug`` (or the environment variable ``UL2Q_DEBUG=1``) shows the traceback
+instead. SIGTERM and SIGHUP unwind like Ctrl-C, so that writers remove their temporary files.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
+from ..io import FileFormatError
 from ._common import CommandError
 
 COMMANDS = ("lambdas", "quantize", "dequantize", "inspect", "plan", "train", "export", "evaluate",
             "vectors", "check", "reproduce")
 """Sub-command modules of this package, in the order the help lists them."""
 
+EXIT_ERROR = 2
+"""Exit status of an expected failure (bad arguments, bad files, OS errors)."""
+
+EXIT_INTERNAL = 70
+"""Exit status of an unexpected exception (a bug: please report it)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``ul2q-ref CMD: error: … (see … --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ul2q-ref`` with every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ul2q-ref",
         description=(
             "The executable specification of μL2Q ultra-low loss quantisation "
@@ -31,22 +55,88 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'ul2q-ref COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (also UL2Q_DEBUG=1)")
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"{__name__}.{name}")
         module.add_parser(subparsers)
     return parser
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM/SIGHUP handler so that `finally` blocks and cleanups run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def _install_signal_handlers() -> dict[int, object]:
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: no handler
+            previous[number] = signal.signal(number, _on_signal)
+    return previous
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an expected error: the file or option named, and what is wrong."""
+    if isinstance(error, OSError) and not isinstance(error, FileFormatError):
+        reason = error.strerror or str(error)
+        if error.filename is not None:
+            return f"{error.filename}: {reason}"
+        return reason
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    """Whether a traceback was asked for (``--debug`` before the command, or UL2Q_DEBUG)."""
+    value = os.environ.get("UL2Q_DEBUG", "").strip().lower()
+    return value not in ("", "0", "no", "false", "off") or "--debug" in argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ul2q-ref`` with `argv` (default: ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or debug_requested([])
+    name = args.subcommand
+    previous = _install_signal_handlers()
     try:
         return int(args.run(args) or 0)
-    except CommandError as error:
-        print(f"ul2q-ref {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except (CommandError, FileFormatError, ValueError, TypeError, OSError,
+            MemoryError) as error:
+        if debug:
+            raise
+        print(f"ul2q-ref {name}: error: {describe_error(error)}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"ul2q-ref {args.command}: interrupted", file=sys.stderr)
+        if debug:
+            raise
+        print(f"ul2q-ref {name}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated as stop:
+        print(f"ul2q-ref {name}: terminated by signal {stop.signum}", file=sys.stderr)
+        return 128 + stop.signum
+    except Exception as error:  # noqa: BLE001 - the boundary: a bug, reported in one line
+        if debug:
+            raise
+        print(f"ul2q-ref {name}: internal error: {type(error).__name__}: "
+              f"{describe_error(error)} (rerun with --debug for the traceback, and please "
+              "report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from .._validate import MAX_BITS
+from ..io import FileFormatError, read_npy
 
 
 class CommandError(Exception):
@@ -38,31 +40,20 @@ def bit_widths(text: str) -> list[int]:
     return sorted(set(widths))
 
 
+def one_bit_width(text: str) -> int:
+    """Parse a single bit width k, 1 to 16 (``--bits`` of quantize and train)."""
+    widths = bit_widths(text)
+    if len(widths) != 1:
+        raise argparse.ArgumentTypeError(f"expected one bit width, got {text!r}")
+    return widths[0]
+
+
 def load_npy(path: str) -> np.ndarray:
     """Load a ``.npy`` array for a command, turning every failure into a CommandError."""
-    file = Path(path)
-    if not file.exists():
-        raise CommandError(f"{path}: no such file")
-    if file.is_dir():
-        raise CommandError(f"{path}: is a directory, expected a .npy file")
-    with open(file, "rb") as handle:
-        magic = handle.read(6)
-    if magic[:4] == b"PK\x03\x04":
-        raise CommandError(f"{path}: is an .npz archive; pass a single-array .npy file")
-    if magic != b"\x93NUMPY":
-        raise CommandError(f"{path}: not a .npy file (it does not start with the NumPy header)")
     try:
-        array = np.load(file, allow_pickle=False)
-    except ValueError as error:
-        if "pickle" in str(error).lower():
-            raise CommandError(
-                f"{path}: holds Python objects (a pickled array), which are never loaded; "
-                "save a numeric array"
-            ) from None
-        raise CommandError(f"{path}: not a readable .npy file ({error})") from None
-    except (OSError, EOFError) as error:
-        raise CommandError(f"{path}: cannot be read as a .npy file ({error})") from None
-    return array
+        return read_npy(path)
+    except FileFormatError as error:
+        raise CommandError(str(error)) from None
 
 
 def check_output(path: str, force: bool) -> None:
@@ -70,6 +61,8 @@ def check_output(path: str, force: bool) -> None:
     target = Path(path)
     if target.is_dir():
         raise CommandError(f"{path}: is a directory; name the output file")
+    if target.exists() and not stat.S_ISREG(target.stat().st_mode):
+        raise CommandError(f"{path}: exists and is not a regular file")
     if target.exists() and not force:
         raise CommandError(f"{path} exists; pass --force to overwrite it")
     parent = target.parent if str(target.parent) else Path(".")
@@ -77,3 +70,11 @@ def check_output(path: str, force: bool) -> None:
         raise CommandError(f"{path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise CommandError(f"{path}: directory {parent} is not writable")
+
+
+def check_suffix(path: str, suffix: str, option: str) -> None:
+    """Refuse an output name whose suffix says another format (``-o out.npy`` for an npz)."""
+    actual = Path(path).suffix.lower()
+    if actual != suffix:
+        raise CommandError(f"{option} {path}: the output is a {suffix} file; name it "
+                           f"{Path(path).with_suffix(suffix).name if actual else path + suffix}")

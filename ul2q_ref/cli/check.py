@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import shlex
 import sys
+from pathlib import Path
 
 from ._common import CommandError
 
@@ -27,9 +30,45 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive timeout, got {text}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
     return value
+
+
+def _command(text: str) -> str:
+    try:
+        argv = shlex.split(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"cannot split {text!r} ({error})") from None
+    if not argv:
+        raise argparse.ArgumentTypeError("is empty; name the program to run")
+    return text
+
+
+MAX_VECTORS_BYTES = 1 << 30
+"""The largest vectors.json the checker reads."""
+
+
+def validate_vectors_file(directory: str) -> None:
+    """Refuse a vectors.json that is not valid JSON or does not follow the shipped schema."""
+    from ..crosscheck.check import parse_json
+    from ..crosscheck.schema import SchemaError, validate
+
+    root = Path(directory)
+    path = root / "vectors.json" if root.is_dir() else root
+    if not path.exists():
+        return  # load_suite explains
+    if not path.is_file():
+        raise CommandError(f"{path}: not a regular file")
+    if path.stat().st_size > MAX_VECTORS_BYTES:
+        raise CommandError(f"{path}: larger than {MAX_VECTORS_BYTES} bytes")
+    try:
+        document = parse_json(path.read_text(encoding="utf-8"))
+        validate(document)
+    except SchemaError as error:
+        raise CommandError(f"{path}: does not follow vectors.schema.json: {error}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CommandError(f"{path}: not a readable JSON file ({error})") from None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--results", metavar="RESULTS.json",
                         help="the implementation's results (format in docs/crosscheck.md)")
-    source.add_argument("--command", metavar="CMD",
+    source.add_argument("--command", metavar="CMD", type=_command,
                         help="run CMD (split like a shell would, run without a shell) per "
                              "case: one JSON request line on stdin, one JSON result on stdout")
     source.add_argument("--self", action="store_true", dest="check_self",
@@ -59,6 +98,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                         help="with --command: per case (default 60), or for the whole batch "
                              "(default 600)")
+    parser.add_argument("--deadline", type=_seconds, default=None, metavar="SECONDS",
+                        help="with --command (one run per case): stop starting cases after "
+                             "this many seconds in all (default 3600); the rest fail")
     parser.add_argument("--tolerance-ulps", type=_non_negative, default=0, metavar="N",
                         help="allow ŵ to differ by N ulps, and codes where the input is "
                              "within N ulps of a cell boundary (default 0: bit-exact)")
@@ -84,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--batch needs --command")
     if args.timeout is not None and not args.command:
         raise CommandError("--timeout needs --command")
+    if args.deadline is not None and (not args.command or args.batch):
+        raise CommandError("--deadline needs --command without --batch (use --timeout)")
+    validate_vectors_file(args.directory)
     try:
         suite = load_suite(args.directory)
     except SuiteError as error:
@@ -102,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.batch:
         provider = check.batch_provider(args.command, timeout=args.timeout or 600.0)
     else:
-        provider = check.command_provider(args.command, timeout=args.timeout or 60.0)
+        provider = check.command_provider(args.command, timeout=args.timeout or 60.0,
+                                          deadline=args.deadline or check.DEFAULT_DEADLINE)
     options = check.Options(args.tolerance_ulps, args.stats_ulps)
     try:
         report = check.check_suite(cases, provider, options)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..nn.export import evaluate_path
-from ._common import CommandError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,12 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        result = evaluate_path(args.path, data=args.data)
-    except FileNotFoundError:
-        raise CommandError(f"{args.path}: no such file") from None
-    except (ValueError, OSError, KeyError) as error:
-        raise CommandError(f"{args.path}: {error}") from None
+    result = evaluate_path(args.path, data=args.data)  # errors name the file or the data
     config = result["config"]
     print(f"{args.path}: {result['kind']} of {config.model}, scheme {config.scheme}"
           + ("" if config.bits is None else f", {config.bits} bits"))

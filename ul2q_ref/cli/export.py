@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..nn.export import export
-from ._common import CommandError, check_output
+from ._common import check_output, check_suffix
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,13 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_suffix(args.output, ".npz", "-o")
     check_output(args.output, args.force)
-    try:
-        summary = export(args.checkpoint, args.output)
-    except FileNotFoundError:
-        raise CommandError(f"{args.checkpoint}: no such file") from None
-    except (ValueError, OSError, KeyError) as error:
-        raise CommandError(f"{args.checkpoint}: {error}") from None
+    summary = export(args.checkpoint, args.output)  # errors name the checkpoint or output
     for name, (scheme, bits) in summary["layers"].items():
         print(f"{name}: {scheme}" + ("" if bits is None else f", {bits} bits"))
     print(f"wrote {args.output}")

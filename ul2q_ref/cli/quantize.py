@@ -8,15 +8,8 @@ import numpy as np
 
 from .. import quantize
 from ..io import save_quantized
-from ._common import CommandError, bit_widths, check_output, load_npy
+from ._common import CommandError, check_output, check_suffix, load_npy, one_bit_width
 from ._models import add_selection
-
-
-def _one_width(text: str) -> int:
-    widths = bit_widths(text)
-    if len(widths) != 1:
-        raise argparse.ArgumentTypeError(f"expected one bit width, got {text!r}")
-    return widths[0]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("input", metavar="IN", help="the tensor (.npy) or model to quantise")
-    parser.add_argument("--bits", type=_one_width, metavar="K", help="bit width k, 1 to 16")
+    parser.add_argument("--bits", type=one_bit_width, metavar="K", help="bit width k, 1 to 16")
     parser.add_argument("--plan", metavar="plan.json",
                         help="a model's per-layer widths, from 'ul2q-ref plan -o'")
     add_selection(parser)
@@ -46,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_suffix(args.output, ".npz", "-o")
     if args.plan is not None or not args.input.lower().endswith(".npy"):
         from ._quantize_model import run_model
 

@@ -20,12 +20,17 @@ are not compared.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
+import math
 import os
+import re
 import shlex
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,14 +185,45 @@ def results_provider(path: str | os.PathLike[str]) -> Provider:
     return provide
 
 
+MAX_OUTPUT_BYTES = 256 << 20
+"""The most a command may write to stdout (all cases of a batch) or stderr before it is killed."""
+
+MAX_RESULTS_BYTES = 1 << 30
+"""The largest results file :func:`load_results` reads."""
+
+DEFAULT_DEADLINE = 3600.0
+"""The default overall deadline of ``--command`` in seconds, besides the per-case timeout."""
+
+_POLL = 0.05
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` whose every failure is a ValueError with one line.
+
+    Catches what ``json.loads`` raises besides JSONDecodeError on hostile text: a
+    RecursionError on very deep nesting, a ValueError on integers of more than 4300 digits.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error})") from None
+    except ValueError as error:  # e.g. "Exceeds the limit (4300 digits) for integer string"
+        raise ValueError(f"not acceptable JSON ({str(error).splitlines()[0]})") from None
+
+
 def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Read a results file into {case id: result}."""
     file = Path(path)
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        if not file.is_file():
+            raise CheckError(f"{path}: no such file" if not file.exists()
+                             else f"{path}: not a regular file")
+        if file.stat().st_size > MAX_RESULTS_BYTES:
+            raise CheckError(f"{path}: larger than {MAX_RESULTS_BYTES} bytes")
+        document = parse_json(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise CheckError(f"{path}: not a readable JSON file ({error})") from None
     if isinstance(document, dict):
         if document.get("format", RESULTS_FORMAT) != RESULTS_FORMAT:
@@ -210,73 +246,172 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 
 
 def _argv(command: str) -> list[str]:
-    argv = shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as error:
+        raise CheckError(f"--command: cannot split {command!r} ({error})") from None
     if not argv:
         raise CheckError("--command is empty")
     return argv
 
 
-def command_provider(command: str, *, timeout: float = 60.0) -> Provider:
-    """Run `command` once per case: one request line on stdin, one result on stdout."""
+def _check_seconds(value: float, name: str) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise CheckError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class _Finished:
+    returncode: int | None
+    stdout: bytes
+    stderr_tail: str
+    problem: str | None  # "timed out after ...", "wrote more than ..."
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill the command's whole process group (it runs in a session of its own)."""
+    with contextlib.suppress(OSError):  # the group is already gone
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def run_bounded(argv: list[str], stdin: Any, timeout: float,
+                max_output: int = MAX_OUTPUT_BYTES) -> _Finished:
+    """Run `argv` with `stdin` (a file), bounded in time and output.
+
+    The command runs in a new session; when it exits, times out or writes more than
+    `max_output` bytes to stdout or stderr, its whole process group is killed (no orphans).
+    Output goes to temporary files whose sizes are watched, so memory stays bounded.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            process = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err,
+                                       start_new_session=True)
+        except FileNotFoundError:
+            raise CheckError(f"command not found: {argv[0]}") from None
+        except OSError as error:
+            raise CheckError(f"cannot run {argv[0]}: {error.strerror or error}") from None
+        problem = None
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    process.wait(timeout=max(min(_POLL, remaining), 0.0))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() >= deadline:
+                    problem = f"timed out after {timeout:g} s"
+                    break
+                if max(os.fstat(out.fileno()).st_size, os.fstat(err.fileno()).st_size) > \
+                        max_output:
+                    problem = f"wrote more than {max_output} bytes of output"
+                    break
+        finally:
+            _kill_group(process)
+            process.wait()
+        size = os.fstat(out.fileno()).st_size
+        out.seek(0)
+        stdout = out.read(min(size, max_output + 1))
+        err.seek(max(os.fstat(err.fileno()).st_size - 4096, 0))
+        tail_lines = err.read().decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    if size > max_output and problem is None:
+        problem = f"wrote more than {max_output} bytes of output"
+    return _Finished(None if problem else process.returncode, stdout, tail_lines[0][:300],
+                     problem)
+
+
+def _decode(stdout: bytes) -> str:
+    try:
+        return stdout.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"stdout is not UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def command_provider(command: str, *, timeout: float = 60.0,
+                     deadline: float = DEFAULT_DEADLINE) -> Provider:
+    """Run `command` once per case: one request line on stdin, one result on stdout.
+
+    Each case may take `timeout` seconds; all cases together `deadline` seconds (cases left
+    when it passes fail as "not run").
+    """
     argv = _argv(command)
+    timeout = _check_seconds(timeout, "timeout")
+    deadline = _check_seconds(deadline, "deadline")
 
     def provide(cases: list[Case]) -> dict[str, dict[str, Any]]:
         results = {}
+        stop = time.monotonic() + deadline
         for case in cases:
+            remaining = stop - time.monotonic()
+            if remaining <= 0:
+                results[case.id] = {"id": case.id, "error": f"not run: the overall deadline "
+                                                             f"of {deadline:g} s passed"}
+                continue
             line = json.dumps(request_for(case), separators=(",", ":")) + "\n"
-            results[case.id] = _run_one(argv, line, case.id, timeout)
+            results[case.id] = _run_one(argv, line, case.id, min(timeout, remaining))
         return results
 
     return provide
 
 
 def _run_one(argv: list[str], line: str, case_id: str, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryFile() as request:
+        request.write(line.encode("utf-8"))
+        request.seek(0)
+        finished = run_bounded(argv, request, timeout)
+    if finished.problem is not None:
+        return {"id": case_id, "error": finished.problem}
+    if finished.returncode != 0:
+        return {"id": case_id, "error": f"exit status {finished.returncode}: "
+                                        f"{finished.stderr_tail}"}
     try:
-        process = subprocess.run(argv, input=line, capture_output=True, text=True,
-                                 timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise CheckError(f"command not found: {argv[0]}") from None
-    except subprocess.TimeoutExpired:
-        return {"id": case_id, "error": f"timed out after {timeout:g} s"}
-    if process.returncode != 0:
-        tail = process.stderr.strip().splitlines()[-1:] or [""]
-        return {"id": case_id, "error": f"exit status {process.returncode}: {tail[0]}"}
-    for text in process.stdout.splitlines():
-        if text.strip():
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as error:
-                return {"id": case_id, "error": f"stdout is not JSON ({error}): {text[:80]!r}"}
+        text = _decode(finished.stdout)
+        for row in text.splitlines():
+            if row.strip():
+                record = parse_json(row)
+                if not isinstance(record, dict):
+                    raise ValueError(f"the result is not a JSON object: {row[:80]!r}")
+                return record
+    except ValueError as error:
+        return {"id": case_id, "error": f"unusable output: {error}"}
     return {"id": case_id, "error": "no output on stdout"}
 
 
 def batch_provider(command: str, *, timeout: float = 600.0) -> Provider:
-    """Run `command` once for all cases: request lines on stdin, result lines (any order)."""
+    """Run `command` once for all cases: request lines on stdin, result lines (any order).
+
+    Lines that are not JSON objects with a string ``id`` answer no case (those cases fail
+    with "no result").
+    """
     argv = _argv(command)
+    timeout = _check_seconds(timeout, "timeout")
 
     def provide(cases: list[Case]) -> dict[str, dict[str, Any]]:
-        with tempfile.TemporaryFile("w+", encoding="utf-8") as requests:
+        with tempfile.TemporaryFile() as requests:
             for case in cases:
-                requests.write(json.dumps(request_for(case), separators=(",", ":")) + "\n")
+                text = json.dumps(request_for(case), separators=(",", ":")) + "\n"
+                requests.write(text.encode("utf-8"))
             requests.seek(0)
-            try:
-                process = subprocess.run(argv, stdin=requests, capture_output=True, text=True,
-                                         timeout=timeout, check=False)
-            except FileNotFoundError:
-                raise CheckError(f"command not found: {argv[0]}") from None
-            except subprocess.TimeoutExpired:
-                raise CheckError(f"{argv[0]} timed out after {timeout:g} s") from None
-        if process.returncode != 0:
-            tail = process.stderr.strip().splitlines()[-1:] or [""]
-            raise CheckError(f"{argv[0]} exited with status {process.returncode}: {tail[0]}")
+            finished = run_bounded(argv, requests, timeout)
+        if finished.problem is not None:
+            raise CheckError(f"{argv[0]} {finished.problem}")
+        if finished.returncode != 0:
+            raise CheckError(f"{argv[0]} exited with status {finished.returncode}: "
+                             f"{finished.stderr_tail}")
+        try:
+            text = _decode(finished.stdout)
+        except ValueError as error:
+            raise CheckError(f"{argv[0]}: {error}") from None
         results = {}
-        for number, text in enumerate(process.stdout.splitlines(), start=1):
-            if not text.strip():
+        for number, row in enumerate(text.splitlines(), start=1):
+            if not row.strip():
                 continue
             try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise CheckError(f"output line {number} is not JSON ({error})") from None
+                record = parse_json(row)
+            except ValueError as error:
+                raise CheckError(f"output line {number}: {error}") from None
             if isinstance(record, dict) and isinstance(record.get("id"), str):
                 results[record["id"]] = record
         return results
@@ -308,6 +443,8 @@ def check_case(case: Case, result: dict[str, Any] | None, options: Options) -> O
     outcome = Outcome(case.id, True, True)
     if result is None:
         return _fail(outcome, "no result for this case")
+    if not isinstance(result, dict):
+        return _fail(outcome, f"malformed result: not a JSON object ({type(result).__name__})")
     if result.get("error") is not None:
         return _fail(outcome, f"the implementation reported an error: {result['error']}")
     try:
@@ -322,11 +459,17 @@ def check_case(case: Case, result: dict[str, Any] | None, options: Options) -> O
             _fail(outcome, "encode: no result (this case checks the encode step only)")
     except _Malformed as error:
         _fail(outcome, f"malformed result: {error}")
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as error:
+        _fail(outcome, f"malformed result: {type(error).__name__}: {str(error)[:200]}")
     return outcome
 
 
 class _Malformed(ValueError):
     pass
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+", re.ASCII)
+_CODE_LIMIT = 2**62
 
 
 def _fail(outcome: Outcome, line: str) -> Outcome:
@@ -342,6 +485,10 @@ def _floats(record: Any, dtype: str, count: int, what: str) -> np.ndarray:
         raise _Malformed(f"{what}: expected {{\"hex\": [...]}}")
     if len(patterns) != count:
         raise _Malformed(f"{what}: expected {count} value(s), got {len(patterns)}")
+    for index, text in enumerate(patterns):
+        if not isinstance(text, str) or not _HEX.fullmatch(text):
+            raise _Malformed(f"{what}: element {index}: {str(text)[:40]!r} is not an ASCII "
+                             "hexadecimal bit pattern")
     try:
         return from_hex(patterns, dtype)
     except ValueError as error:
@@ -357,6 +504,8 @@ def _codes(record: Any, count: int, what: str) -> np.ndarray:
         if code is None:
             values.append(np.iinfo(np.int64).min)
         elif isinstance(code, int) and not isinstance(code, bool):
+            if not -_CODE_LIMIT <= code <= _CODE_LIMIT:
+                raise _Malformed(f"{what}: {str(code)[:40]} is far outside any code range")
             values.append(code)
         else:
             raise _Malformed(f"{what}: {code!r} is not an integer")

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import open_regular, read_npz
+
 __all__ = [
     "CIFAR10_CLASSES",
     "IDX_DTYPES",
@@ -98,6 +100,10 @@ _MNIST_FILES = {
 _CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 _CIFAR_TEST_FILE = "test_batch.bin"
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte followed by the R, G and B planes
+
+#: Each file of the CIFAR-10 binary version holds 10,000 records; larger files are refused
+#: before they are read.
+CIFAR_MAX_RECORDS = 10_000
 
 #: The embedded subset and its expected sizes.
 MNIST_SMALL_PATH = Path(__file__).resolve().parents[1] / "data" / "mnist_small.npz"
@@ -242,10 +248,6 @@ def _check_labels(labels: np.ndarray, what: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _is_gzip(path: Path) -> bool:
-    """Detect gzip by its two magic bytes, whatever the file is called."""
-    with open(path, "rb") as f:
-        return f.read(2) == _GZIP_MAGIC
 
 
 def _read_exact(stream, n: int, path: Path, what: str) -> bytes:
@@ -317,9 +319,11 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = IDX_MAX_BYTES
         If ``path`` does not exist.
     """
     path = Path(path)
-    gz = _is_gzip(path)
+    handle = open_regular(path)  # refuses a FIFO or directory; errors name the file
     try:
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        gz = handle.read(2) == _GZIP_MAGIC  # gzip by its magic bytes, whatever the name
+        handle.seek(0)
+        with (gzip.GzipFile(fileobj=handle, mode="rb") if gz else handle) as f:
             magic = _read_exact(f, 4, path, "magic number")
             if magic[0] != 0 or magic[1] != 0:
                 raise ValueError(f"{path}: not an IDX file: magic {magic.hex(' ')} "
@@ -339,15 +343,17 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = IDX_MAX_BYTES
                 raise ValueError(f"{path}: IDX header claims {expected} payload bytes "
                                  f"(shape {dims}), more than the limit of {max_bytes}")
             if not gz:
-                actual = os.fstat(f.fileno()).st_size - (4 + 4 * ndims)
+                actual = os.fstat(handle.fileno()).st_size - (4 + 4 * ndims)
                 if actual != expected:
                     kind = "truncated" if actual < expected else "oversized"
                     raise ValueError(f"{path}: {kind} IDX file: the header claims "
                                      f"{expected} payload bytes (shape {dims}), "
                                      f"the file holds {actual}")
             payload = _read_payload(f, expected, path)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt or unreadable file: {exc}") from exc
+    except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: corrupt or unreadable file: {exc}") from None
+    finally:
+        handle.close()
     array = np.frombuffer(payload, dtype=dtype).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=False)  # native byte order
 
@@ -401,6 +407,9 @@ def load_mnist(directory: str | os.PathLike[str]) -> Dataset:
         if labels.dtype != np.uint8 or labels.ndim != 1:
             raise ValueError(f"{lpath}: expected a 1-d uint8 label array, "
                              f"got {labels.dtype} {labels.shape}")
+        if images.shape[0] == 0:
+            raise ValueError(f"{ipath}: holds no images (the header says 0); a {split} set "
+                             "needs at least one")
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"{ipath} holds {images.shape[0]} images but {lpath} "
                              f"holds {labels.shape[0]} labels")
@@ -419,13 +428,21 @@ def load_mnist(directory: str | os.PathLike[str]) -> Dataset:
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes."""
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"CIFAR-10 file {path} not found")
-    size = path.stat().st_size
-    if size == 0 or size % _CIFAR_RECORD:
-        raise ValueError(f"{path}: size {size} bytes is not a positive multiple of the "
-                         f"{_CIFAR_RECORD}-byte CIFAR-10 record (1 label + 3072 pixels)")
-    records = np.fromfile(path, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0 or size % _CIFAR_RECORD:
+            raise ValueError(f"{path}: size {size} bytes is not a positive multiple of the "
+                             f"{_CIFAR_RECORD}-byte CIFAR-10 record (1 label + 3072 pixels)")
+        if size > CIFAR_MAX_RECORDS * _CIFAR_RECORD:
+            raise ValueError(f"{path}: {size} bytes hold {size // _CIFAR_RECORD} records, more "
+                             f"than the {CIFAR_MAX_RECORDS} of a CIFAR-10 batch file")
+        content = handle.read(size + 1)
+    if len(content) != size:
+        raise ValueError(f"{path}: read {len(content)} bytes, expected {size} (the file "
+                         "changed while it was read)")
+    records = np.frombuffer(content, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
     labels = records[:, 0].astype(np.int64)
     _check_labels(labels, str(path))
     # Pixels are stored as the 1024 red, then green, then blue values, each plane
@@ -513,12 +530,12 @@ def load_mnist_small(path: str | os.PathLike[str] | None = None) -> Dataset:
     """
     path = MNIST_SMALL_PATH if path is None else Path(path)
     expected_n = {"train": MNIST_SMALL_TRAIN, "test": MNIST_SMALL_TEST}
-    with np.load(path, allow_pickle=False) as npz:
-        keys = set(npz.files)
-        wanted = {f"{s}_{k}" for s in expected_n for k in ("images", "labels")}
-        if keys != wanted:
-            raise ValueError(f"{path}: expected arrays {sorted(wanted)}, found {sorted(keys)}")
-        arrays = {key: npz[key] for key in wanted}
+    npz = read_npz(path)
+    keys = set(npz)
+    wanted = {f"{s}_{k}" for s in expected_n for k in ("images", "labels")}
+    if keys != wanted:
+        raise ValueError(f"{path}: expected arrays {sorted(wanted)}, found {sorted(keys)}")
+    arrays = {key: npz[key] for key in wanted}
     splits = {}
     for split, n in expected_n.items():
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]

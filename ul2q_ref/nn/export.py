@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..io import quantized_arrays, quantized_from_arrays, save_npz_atomic
+from ..io import FileFormatError, quantized_arrays, quantized_from_arrays, read_npz, save_npz_atomic
 from .models import Sequential
 from .qat import quantize_tensor
-from .train import TrainConfig, build, evaluate, load_checkpoint, prepare_data
+from .train import TrainConfig, build, evaluate, load_checkpoint, prepare_data, restore
 
 EXPORT_FORMAT = "ul2q-ref/integer-model-v1"
 
@@ -47,16 +47,83 @@ def integer_model(config: TrainConfig, model: Sequential,
     return arrays
 
 
+class DataError(ValueError):
+    """The data to evaluate on cannot be loaded (the message names the --data value)."""
+
+
+def load_data(config: TrainConfig, given: bool) -> tuple:
+    """:func:`prepare_data` of `config`, with errors that blame the data, not the model file."""
+    try:
+        return prepare_data(config)
+    except (OSError, ValueError) as error:
+        origin = "--data" if given else "the data named in the model's configuration (pass " \
+                                        "--data to use other data):"
+        raise DataError(f"{origin} {config.data}: {str(error).strip()}") from None
+
+
 def export(checkpoint: str | Path, output: str | Path) -> dict[str, Any]:
     """Write the integer model of a training checkpoint to `output`; return a summary."""
     state = load_checkpoint(checkpoint)
     config = state["config"]
-    dataset, _, _ = prepare_data(config)
+    dataset, _, _ = load_data(config, given=False)
     model, layers = build(config, dataset)
-    model.load_state_dict(state["model"])
+    restore(checkpoint, config, model, None, state)
     arrays = integer_model(config, model, layers)
     save_npz_atomic(output, arrays)
     return {"config": config, "layers": layers, "arrays": len(arrays)}
+
+
+def read_integer_model(path: str | Path) -> tuple[TrainConfig, dict[str, np.ndarray]]:
+    """Read and validate an exported integer model: its configuration and its state, with
+    every quantised tensor decoded (a tampered code book is a FileFormatError)."""
+    data = read_npz(path)
+    source = str(path)
+    if "format" not in data or data["format"].shape != () or \
+            str(data["format"]) != EXPORT_FORMAT:
+        raise FileFormatError(f"{source}: not a ul2q-ref integer model")
+    if "config" not in data or data["config"].shape != ():
+        raise FileFormatError(f"{source}: the configuration is missing")
+    try:
+        config = TrainConfig.from_json(str(data["config"]))
+    except (TypeError, ValueError, RecursionError) as error:
+        raise FileFormatError(f"{source}: bad configuration ({error})") from None
+    state: dict[str, np.ndarray] = {}
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in data.items():
+        if key.startswith("float/"):
+            if value.dtype.kind != "f" or not np.isfinite(value).all():
+                raise FileFormatError(f"{source}: {key} must hold finite floats")
+            state[key[6:]] = value
+        elif key.startswith("quantized/") and key.count("/") == 2:
+            tensor, field_name = key[len("quantized/"):].rsplit("/", 1)
+            groups.setdefault(tensor, {})[field_name] = value
+        elif key not in ("format", "config"):
+            raise FileFormatError(f"{source}: unexpected array {key!r}")
+    for tensor, fields in groups.items():
+        try:
+            q = quantized_from_arrays(fields, source=f"{source}: {tensor}")
+        except ValueError as error:
+            raise FileFormatError(str(error)) from None
+        if tensor in state:
+            raise FileFormatError(f"{source}: {tensor} is stored twice")
+        with np.errstate(over="raise", invalid="raise"):
+            try:
+                state[tensor] = q.dequantize()
+            except FloatingPointError:
+                raise FileFormatError(f"{source}: {tensor} does not decode to finite "
+                                      "numbers") from None
+    return config, state
+
+
+def _model_for(path: str | Path, config: TrainConfig, dataset, state, optimizer=None,
+               quantized: bool = True):
+    model, _ = build(config, dataset)
+    if not quantized:
+        for _, layer in model.quantizable_layers():
+            layer.weight_quantizer = None
+            layer.bias_quantizer = None
+    restore(path, config, model, optimizer, {"model": state})
+    return model
 
 
 def load_integer_model(path: str | Path) -> tuple[TrainConfig, Sequential, Any]:
@@ -64,45 +131,30 @@ def load_integer_model(path: str | Path) -> tuple[TrainConfig, Sequential, Any]:
 
     The quantisers are removed: the decoded weights *are* the quantised weights.
     """
-    with np.load(path, allow_pickle=False) as data:
-        if "format" not in data.files or str(data["format"]) != EXPORT_FORMAT:
-            raise ValueError(f"{path} is not a ul2q-ref integer model")
-        config = TrainConfig.from_json(str(data["config"]))
-        float_state = {k[6:]: data[k] for k in data.files if k.startswith("float/")}
-        groups: dict[str, dict[str, np.ndarray]] = {}
-        for key in data.files:
-            if key.startswith("quantized/"):
-                tensor, field_name = key[len("quantized/"):].rsplit("/", 1)
-                groups.setdefault(tensor, {})[field_name] = data[key]
-    dataset, _, _ = prepare_data(config)
-    model, _ = build(config, dataset)
-    for _, layer in model.quantizable_layers():
-        layer.weight_quantizer = None
-        layer.bias_quantizer = None
-    state = dict(float_state)
-    for tensor, fields in groups.items():
-        q = quantized_from_arrays(fields, source=f"{path}: {tensor}")
-        state[tensor] = q.dequantize()
-    model.load_state_dict(state)
-    return config, model, dataset
+    config, state = read_integer_model(path)
+    dataset, _, _ = load_data(config, given=False)
+    return config, _model_for(path, config, dataset, state, quantized=False), dataset
 
 
 def evaluate_path(path: str | Path, data: str | None = None) -> dict[str, Any]:
-    """Test accuracy of a training checkpoint or an exported integer model."""
-    with np.load(path, allow_pickle=False) as archive:
-        kind = str(archive["format"]) if "format" in archive.files else ""
+    """Test accuracy of a training checkpoint or an exported integer model.
+
+    The file is read and validated first, then the data (`data`, or the configuration's):
+    each error names what is wrong, the file or the data.
+    """
+    arrays = read_npz(path)
+    kind = str(arrays["format"]) if "format" in arrays and arrays["format"].shape == () \
+        else ""
+    del arrays
     if kind == EXPORT_FORMAT:
-        config, model, dataset = load_integer_model(path)
+        config, state = read_integer_model(path)
     else:
-        state = load_checkpoint(path)
-        config = state["config"]
-        dataset, _, _ = prepare_data(config)
-        model, _ = build(config, dataset)
-        model.load_state_dict(state["model"])
+        checkpoint = load_checkpoint(path)
+        config, state = checkpoint["config"], checkpoint["model"]
     if data is not None and data != config.data:
         config = replace(config, data=data)
-        dataset = None
-    dataset, _, (test_x, test_y) = prepare_data(config, dataset)
+    dataset, _, (test_x, test_y) = load_data(config, given=data is not None)
+    model = _model_for(path, config, dataset, state, quantized=kind != EXPORT_FORMAT)
     return {
         "kind": "integer model" if kind == EXPORT_FORMAT else "training checkpoint",
         "config": config,

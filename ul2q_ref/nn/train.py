@@ -14,6 +14,8 @@ checkpoint of epoch e continues bit for bit as if it had never stopped.
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -22,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io import save_npz_atomic
+from ..io import FileFormatError, read_npz, save_npz_atomic, write_text_atomic
+from ..progress import progress as progress_report
 from .data import Dataset, iterate_minibatches, load_dataset
 from .layers import Dropout
 from .losses import softmax_cross_entropy
@@ -33,6 +36,15 @@ from .qat import SCHEME_NAMES, LayerPlan
 CHECKPOINT_FORMAT = "ul2q-ref/checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.json"
+LOCK_NAME = ".lock"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite: training stopped (the last checkpoint is kept)."""
+
+
+class RunLocked(RuntimeError):
+    """Another trainer is writing the same run directory."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +93,30 @@ class TrainConfig:
         for name in ("epochs", "batch"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "momentum", "weight_decay", "gamma", "power"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {self.gamma}")
+        if not all(math.isfinite(float(m)) and float(m) >= 0 for m in self.milestones):
+            raise ValueError(f"milestones must be finite epochs >= 0, got {self.milestones}")
+        for name in ("bits", "last_bits"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not 1 <= value <= 16):
+                raise ValueError(f"{name} must be an integer from 1 to 16, got {value!r}")
+        for layer, value in dict(self.layer_bits).items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
+                raise ValueError(f"layer_bits[{layer!r}] must be an integer from 1 to 16, "
+                                 f"got {value!r}")
         for name in ("train_limit", "test_limit", "max_iterations"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -206,17 +240,103 @@ def save_checkpoint(path: Path, config: TrainConfig, model: Sequential, optimize
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint (never unpickles): config, epoch, history, model and optimiser state."""
-    with np.load(path, allow_pickle=False) as data:
-        if "format" not in data.files or str(data["format"]) != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a ul2q-ref training checkpoint")
-        return {
-            "config": TrainConfig.from_json(str(data["config"])),
-            "epoch": int(data["epoch"]),
-            "history": [EpochMetrics(**m) for m in json.loads(str(data["history"]))],
-            "model": {k[6:]: data[k] for k in data.files if k.startswith("model/")},
-            "optim": {k[6:]: data[k] for k in data.files if k.startswith("optim/")},
-        }
+    """Read and validate a checkpoint (never unpickles).
+
+    Returns config, epoch, history, model and optimiser state. A truncated, corrupted or
+    tampered file (wrong format, bad configuration, history that does not match the epoch,
+    non-finite parameters) raises :class:`~ul2q_ref.io.FileFormatError` naming `path`.
+    """
+    data = read_npz(path)
+    source = str(path)
+    if "format" not in data or data["format"].shape != () or \
+            str(data["format"]) != CHECKPOINT_FORMAT:
+        found = str(data["format"])[:60] if "format" in data and data["format"].shape == () \
+            else None
+        hint = " (an exported integer model: evaluate it, or export from its checkpoint)" \
+            if found and found.startswith("ul2q-ref/integer-model") else ""
+        raise FileFormatError(f"{source}: not a ul2q-ref training checkpoint{hint}")
+    for key in ("config", "epoch", "history"):
+        if key not in data or data[key].shape != ():
+            raise FileFormatError(f"{source}: checkpoint field {key!r} is missing or malformed")
+    try:
+        config = TrainConfig.from_json(str(data["config"]))
+    except (TypeError, ValueError, RecursionError) as error:
+        raise FileFormatError(f"{source}: bad configuration ({error})") from None
+    if data["epoch"].dtype.kind not in "iu":
+        raise FileFormatError(f"{source}: epoch must be an integer")
+    epoch = int(data["epoch"])
+    try:
+        records = json.loads(str(data["history"]))
+        history = [EpochMetrics(**m) for m in records]
+    except (TypeError, ValueError, RecursionError) as error:
+        raise FileFormatError(f"{source}: bad training history ({error})") from None
+    if not 0 <= epoch <= config.epochs or len(history) != epoch:
+        raise FileFormatError(f"{source}: epoch {epoch} does not match its history "
+                              f"({len(history)} epochs) and configuration ({config.epochs})")
+    arrays = {"model": {}, "optim": {}}
+    for key, value in data.items():
+        group, _, name = key.partition("/")
+        if group in arrays:
+            if value.dtype.kind != "f" or not np.isfinite(value).all():
+                raise FileFormatError(f"{source}: {key} must hold finite floats")
+            arrays[group][name] = value
+    return {"config": config, "epoch": epoch, "history": history, **arrays}
+
+
+def restore(path: str | Path, config: TrainConfig, model: Sequential,
+            optimizer: SGD | None, state: dict[str, Any]) -> None:
+    """Load checkpoint `state` into `model` (and `optimizer`); a mismatch names `path`."""
+    try:
+        model.load_state_dict(state["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optim"])
+    except (KeyError, ValueError, TypeError) as error:
+        text = str(error).strip("'\"")
+        raise FileFormatError(f"{path}: its parameters do not fit a {config.model} model "
+                              f"({text[:200]})") from None
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``RUN_DIR/.lock``), so two trainers cannot
+    write the same checkpoint. Released when the trainer ends, however it ends (the
+    operating system drops the lock of a killed process)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_NAME
+        self._handle = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return self
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip()[:20]
+            handle.close()
+            raise RunLocked(f"--out {self.path.parent}: another trainer is running in this "
+                            f"directory{f' (pid {owner})' if owner else ''}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete temporary files a killed writer left behind (``.checkpoint.npz.*.tmp``)."""
+    for name in (CHECKPOINT_NAME, METRICS_NAME):
+        for leftover in directory.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 def train(
@@ -247,12 +367,24 @@ def train(
         Called with each :class:`EpochMetrics` as soon as it is known.
     """
     out = Path(out_dir) if out_dir is not None else None
-    checkpoint = None
-    if resume:
-        if out is None or not (out / CHECKPOINT_NAME).exists():
-            raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT_NAME} in {out}")
-        checkpoint = load_checkpoint(out / CHECKPOINT_NAME)
-        config = replace(checkpoint["config"], epochs=config.epochs)
+    if out is None:
+        if resume:
+            raise FileNotFoundError("nothing to resume: no out_dir given")
+        return _train(config, None, None, progress, dataset, on_epoch)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        remove_stale_temporaries(out)
+        checkpoint = None
+        if resume:
+            if not (out / CHECKPOINT_NAME).exists():
+                raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT_NAME} in {out}")
+            checkpoint = load_checkpoint(out / CHECKPOINT_NAME)
+            config = replace(checkpoint["config"], epochs=config.epochs)
+        return _train(config, out, checkpoint, progress, dataset, on_epoch)
+
+
+def _train(config: TrainConfig, out: Path | None, checkpoint: dict[str, Any] | None,
+           progress: bool, dataset: Dataset | None, on_epoch) -> TrainResult:
     dataset, (train_x, train_y), (test_x, test_y) = prepare_data(config, dataset)
     model, layers = build(config, dataset)
     optimizer = SGD(model.parameters(), momentum=config.momentum,
@@ -260,11 +392,8 @@ def train(
     schedule = config.schedule()
     history: list[EpochMetrics] = []
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optim"])
+        restore(out / CHECKPOINT_NAME, config, model, optimizer, checkpoint)
         history = checkpoint["history"]
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
 
     count = len(train_y)
     per_epoch = -(-count // config.batch)
@@ -274,24 +403,30 @@ def train(
         started = time.perf_counter()
         losses = []
         batches = iterate_minibatches(count, config.batch, rng)
-        bar = _progress_bar(progress, per_epoch, f"epoch {epoch + 1}/{epochs}")
+        bar = progress_report(per_epoch, f"epoch {epoch + 1}/{epochs}", enabled=progress,
+                              unit="batch")
         iteration = epoch * per_epoch
         rate = schedule.lr_at(iteration, float(epoch))
         for index in batches:
             if config.max_iterations is not None and iteration >= config.max_iterations:
                 break
             x = dataset.to_float(train_x[index])
-            logits = model.forward(x, training=True)
-            loss, grad = softmax_cross_entropy(logits, train_y[index])
-            model.backward(grad, need_input_grad=False)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                logits = model.forward(x, training=True)  # a diverging run is caught below
+                loss, grad = softmax_cross_entropy(logits, train_y[index])
+                model.backward(grad, need_input_grad=False)
             rate = schedule.lr_at(iteration, iteration * config.batch / count)
+            if not math.isfinite(loss):
+                if bar is not None:
+                    bar.close()
+                raise TrainingDiverged(_diverged(loss, iteration, epoch, rate, out, history))
             optimizer.step(rate)
             losses.append(loss)
             iteration += 1
             if bar is not None:
-                bar.update(1)
-                elapsed = max(bar.format_dict["elapsed"], 1e-9)
-                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{bar.n * config.batch / elapsed:.0f}")
+                elapsed = max(bar.elapsed, 1e-9)
+                bar.advance(1, loss=f"{loss:.4f}",
+                            img_s=f"{bar.count * config.batch / elapsed:.0f}")
         if bar is not None:
             bar.close()
         accuracy = evaluate(model, test_x, test_y, dataset)
@@ -314,17 +449,15 @@ def _epochs_to_run(config: TrainConfig, per_epoch: int) -> int:
     return min(config.epochs, -(-config.max_iterations // per_epoch))
 
 
+def _diverged(loss: float, iteration: int, epoch: int, rate: float, out: Path | None,
+              history: list[EpochMetrics]) -> str:
+    kept = (f"the last good checkpoint ({out / CHECKPOINT_NAME}, epoch {len(history)}) is kept"
+            if out is not None and history else "no checkpoint was written")
+    return (f"the training loss became {loss} at iteration {iteration + 1} (epoch "
+            f"{epoch + 1}) with learning rate {rate:.3g}; training stopped and {kept}. "
+            "Try a lower learning rate (--lr).")
+
+
 def write_metrics(path: str | Path, result: TrainResult) -> None:
-    """Write the run's JSON metrics to `path` (atomically)."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(json.dumps(result.metrics(), indent=2) + "\n", encoding="utf-8")
-    temporary.replace(target)
-
-
-def _progress_bar(enabled: bool, total: int, description: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=description, unit="batch", leave=True, dynamic_ncols=True)
+    """Write the run's JSON metrics to `path` (atomically, a unique temporary name)."""
+    write_text_atomic(path, json.dumps(result.metrics(), indent=2) + "\n")
