@@ -144,6 +144,26 @@ def test_bad_input_gives_clear_errors():
         bridge.decode(w, 1.0, 0.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nan_and_inf_are_found_anywhere(dtype):
+    """The CPU path skips its own pass when the statistics prove finiteness: try every spot."""
+    for bad in [float("nan"), float("inf"), -float("inf")]:
+        for base in [torch.full((3, 10), 2.0), torch.randn(3, 10), torch.zeros(3, 10)]:
+            for index in [(0, 0), (1, 3), (2, 9)]:
+                w = base.to(dtype).clone()
+                w[index] = bad
+                for axis in [None, 0, 1]:
+                    with pytest.raises(ValueError, match="non-finite"):
+                        bridge.fake_quantize(w, 2, axis)
+                    with pytest.raises(ValueError, match="non-finite"):
+                        bridge.moments(w, axis)
+                    with pytest.raises(ValueError, match="non-finite"):
+                        bridge.encode(w, 1.0 if axis is None else torch.ones(w.shape[axis]),
+                                      0.0, 2, axis)
+    big = torch.tensor([1e308, 1e308, -1e308], dtype=torch.float64)  # finite: no error
+    assert torch.isfinite(bridge.fake_quantize(big, 2)).all()
+
+
 def test_the_device_path_checks_at_run_time_without_reading_the_host():
     with pytest.raises(RuntimeError, match="NaN"):
         bridge.fake_quantize(torch.tensor([1.0, float("nan"), 2.0]), 2, mode="device")

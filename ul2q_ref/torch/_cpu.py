@@ -23,14 +23,30 @@ from ..ul2q import ZERO_POINT, reference_encode
 _NUMPY_FLOATS = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
 
-def as_array(w: torch.Tensor, name: str = "w") -> np.ndarray:
+def as_array(w: torch.Tensor, name: str = "w", *, check: bool = True) -> np.ndarray:
     """A NumPy view of a float32/float64 CPU tensor (float16/bfloat16: an exact float32 copy),
-    checked to be finite (ValueError naming the first NaN or ±inf)."""
+    checked to be finite (ValueError naming the first NaN or ±inf) unless ``check=False``."""
     if w.dtype not in (torch.float32, torch.float64):
         w = w.to(torch.float32)  # float16 and bfloat16 are exactly representable in float32
     array = w.detach().numpy()
-    _check_finite(array, name)
+    if check:
+        _check_finite(array, name)
     return array
+
+
+def check_finite_given_moments(array: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                               name: str = "w") -> None:
+    """The finiteness check, skipped when the statistics already prove it.
+
+    A channel that is not constant has all its values in the sums behind μ and σ, so a NaN or
+    ±inf there makes μ or σ non-finite. Only when some μ or σ is non-finite, or some σ = 0 (a
+    constant channel, whose sums are skipped), is every value checked: one pass over the
+    weights saved in the common case. (tests/test_torch_ops.py places NaN and ±inf at every
+    position of constant and non-constant channels to hold this true.)
+    """
+    if np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all():
+        return
+    _check_finite(array, name)
 
 
 def _kernels() -> Any:
@@ -38,10 +54,14 @@ def _kernels() -> Any:
 
 
 def moments(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """μ and σ per channel as float64 vectors (length 1 per tensor)."""
+    """μ and σ per channel as float64 vectors (length 1 per tensor); ValueError if `array`
+    holds NaN or ±inf."""
     kernels = _kernels()
-    mean, std = (kernels.moments if kernels is not None else reference_moments)(array, axis)
-    return np.atleast_1d(mean).astype(np.float64), np.atleast_1d(std).astype(np.float64)
+    with np.errstate(all="ignore"):  # non-finite input is reported below, not warned about
+        mean, std = (kernels.moments if kernels is not None else reference_moments)(array, axis)
+    mean, std = np.atleast_1d(mean).astype(np.float64), np.atleast_1d(std).astype(np.float64)
+    check_finite_given_moments(array, mean, std)
+    return mean, std
 
 
 def _book(value: np.ndarray, axis: int | None) -> np.float64 | np.ndarray:

@@ -177,7 +177,7 @@ _moments_op = torch.library.custom_op("ul2q::moments", _moments_on_device, mutat
 def _moments_cpu(w: Tensor, axis: int | None, mode: str) -> tuple[Tensor, Tensor]:
     if not _use_kernel(w, mode):
         return _moments_on_device(w, axis, mode)  # the device path, forced
-    mean, std = _cpu.moments(_cpu.as_array(w), axis)
+    mean, std = _cpu.moments(_cpu.as_array(w, check=False), axis)  # checks finiteness
     return torch.from_numpy(mean), torch.from_numpy(std)
 
 
@@ -254,8 +254,8 @@ _fake_quantize_op = torch.library.custom_op("ul2q::fake_quantize", _fake_quantiz
 def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
     if not _use_kernel(w, mode):
         return _fake_quantize_on_device(w, bits, axis, mode)  # the device path, forced
-    array = _cpu.as_array(w)
-    mean, std = _cpu.moments(array, axis)
+    array = _cpu.as_array(w, check=False)
+    mean, std = _cpu.moments(array, axis)  # checks finiteness
     alpha = optimal_lambda(bits) * std
     return _cpu.fake_quantize(array, alpha, mean, bits, axis, w.dtype)
 
