@@ -13,7 +13,7 @@ several repeats:
   reconstruction, the whole public call including its input validation -- on 1 and 2 threads;
 * ``q+dq``: ``ul2q_ref.quantize(w, k, backend="fast").dequantize(backend="fast")`` (int8/int16
   codes materialised), on 1 and 2 threads;
-* ``kernel``: the fused kernel alone, ``ul2q_ref._fast.fake_quantize`` given (α, β) -- the
+* ``kernel``: the fused kernel alone, ``ul2q_ref.kernels._fast.fake_quantize`` given (α, β) -- the
   work torch's call does (no statistics, no input validation), on 1 thread;
 * ``reference``: the same call with ``backend="reference"`` (pure NumPy);
 * ``torch``: ``torch.fake_quantize_per_tensor_affine`` on one thread, when PyTorch is
@@ -122,7 +122,8 @@ def measure(size_log2: int, bits: int, budget: float, fast) -> dict[str, float]:
     mean, std = fast.moments(weights, None)
     alpha = uq.optimal_lambda(bits) * std
     times["kernel 1T"] = median_time(
-        lambda: fast.fake_quantize(weights, alpha, mean, bits, None, weights.dtype), budget)
+        lambda: fast.fake_quantize(weights, alpha, mean, bits, 0.5, None, weights.dtype),
+        budget)
     times["reference"] = median_time(
         lambda: uq.fake_quantize(weights, bits, backend="reference"), budget, least=3)
     if torch is not None:
@@ -142,9 +143,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if not uq.HAVE_FAST:
-        print("ul2q_ref._fast is not built: run `python setup.py build_ext --inplace`")
+        print("ul2q_ref.kernels._fast is not built: run `python setup.py build_ext --inplace`")
         return 1
-    from ul2q_ref import _fast
+    from ul2q_ref.kernels import _fast
 
     if torch is not None:
         torch.set_num_threads(1)
@@ -152,7 +153,8 @@ def main(argv=None) -> int:
     print(f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"machine: {cpu_model()}, {cores} usable cores, Python {platform.python_version()}, "
           f"NumPy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}")
-    print(f"ul2q_ref._fast: OpenMP {_fast.HAVE_OPENMP}, AVX2 clones {_fast.MULTIVERSIONED}, "
+    print(f"ul2q_ref.kernels._fast: OpenMP {_fast.HAVE_OPENMP}, "
+          f"AVX2 clones {_fast.MULTIVERSIONED}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
           f"nice {os.nice(0) if hasattr(os, 'nice') else 'n/a'}")
     print(f"load average before: {load_average()}")

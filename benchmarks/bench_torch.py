@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from ul2q_ref import backends
+from ul2q_ref import kernels as registry
 from ul2q_ref.gaussian import optimal_lambda
 from ul2q_ref.torch import quantize_model, ul2q
 from ul2q_ref.torch.models import LeNet5, ResNet18
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    kernels = backends.fast_kernels("auto")
+    kernels = registry.fast
     weights = resnet_weights()
     small = [torch.randn(1000, requires_grad=True)]
     print(f"compiled kernels: {'yes' if kernels is not None else 'no (NumPy reference)'}; "

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mnist-dir", type=Path, default=None,
                         help="directory with the four MNIST .gz files "
-                             "(default: $UL2Q_MNIST_DIR or ../shared/data/mnist)")
+                             "(default: $UL2Q_MNIST_DIR)")
     parser.add_argument("--out", type=Path, default=MNIST_SMALL_PATH,
                         help=f"output .npz (default: {MNIST_SMALL_PATH})")
     args = parser.parse_args(argv)

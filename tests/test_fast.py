@@ -20,9 +20,10 @@ from hypothesis.extra import numpy as hnp
 
 import ul2q_ref as uq
 from tests.conftest import as_read_only
-from ul2q_ref.codebook import code_dtype, reference_decode
-from ul2q_ref.stats import reference_moments
-from ul2q_ref.ul2q import ZERO_POINT, reference_encode
+from ul2q_ref import kernels
+from ul2q_ref.api import decode_with
+from ul2q_ref.codebook import channel_vector, code_dtype
+from ul2q_ref.ul2q import ZERO_POINT
 
 pytestmark = pytest.mark.skipif(
     not uq.HAVE_FAST,
@@ -31,7 +32,39 @@ pytestmark = pytest.mark.skipif(
 )
 
 if uq.HAVE_FAST:
-    from ul2q_ref import _fast
+    from ul2q_ref.kernels import _fast
+
+
+class Kernels:
+    """A kernel module called with scalar or per-channel α, β and any output dtype, prepared
+    as the public layer prepares them (``ul2q_ref.api``)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def moments(self, w, axis):
+        return self.module.moments(w, axis)
+
+    def encode(self, w, alpha, beta, bits, axis):
+        channels = 1 if axis is None else w.shape[axis]
+        return self.module.encode(w, channel_vector(alpha, channels),
+                                  channel_vector(beta, channels), bits, axis, code_dtype(bits))
+
+    def decode(self, codes, alpha, beta, zero_point, axis, dtype):
+        return decode_with(self.module, codes, alpha, beta, zero_point, axis, np.dtype(dtype))
+
+    def fake_quantize(self, w, alpha, beta, bits, axis, dtype):
+        channels = 1 if axis is None else w.shape[axis]
+        dtype = np.dtype(dtype)
+        native = dtype in (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+        result = self.module.fake_quantize(
+            w, channel_vector(alpha, channels), channel_vector(beta, channels), bits,
+            ZERO_POINT, axis, dtype if native else np.dtype(np.float64))
+        return result if native else result.astype(dtype)
+
+
+FAST = Kernels(kernels.fast)
+REF = Kernels(kernels.reference)
 
 # 250 examples per agreement test under the default "ci" profile (about 15 s for the whole
 # file on 2 cores), four times the profile's count under a bigger one ("thorough": 4000)
@@ -227,12 +260,12 @@ def test_moments_identical_across_the_pairwise_tree_and_task_boundaries(n, dtype
     rng = np.random.default_rng(n)
     w = (3.0 + rng.standard_normal(n) * 10.0 ** rng.integers(-3, 3, n)).astype(dtype)
     for view in (w, w[::-1], np.stack([w, w[::-1]], axis=1)[:, 0]):
-        assert_identical(_fast.moments(view, None), reference_moments(view, None))
+        assert_identical(FAST.moments(view, None), REF.moments(view, None))
     grid = w[: n - n % 4].reshape(-1, 4) if n >= 4 else w.reshape(1, -1)
     for axis in (0, 1):
         for view in (grid, np.asfortranarray(grid), grid[::-1, ::2]):
-            assert_identical(_fast.moments(view, axis)[0], reference_moments(view, axis)[0])
-            assert_identical(_fast.moments(view, axis)[1], reference_moments(view, axis)[1])
+            assert_identical(FAST.moments(view, axis)[0], REF.moments(view, axis)[0])
+            assert_identical(FAST.moments(view, axis)[1], REF.moments(view, axis)[1])
 
 
 @pytest.mark.parametrize(
@@ -253,15 +286,15 @@ def test_moments_identical_across_the_pairwise_tree_and_task_boundaries(n, dtype
 )
 def test_moments_of_extreme_and_constant_rows_are_identical(values):
     w = np.array(values)
-    assert_identical(_fast.moments(w, None), reference_moments(w, None))
+    assert_identical(FAST.moments(w, None), REF.moments(w, None))
     stacked = np.stack([w, w * 0.5, np.full_like(w, w[0])])
     for axis in (0, 1):
-        fast, reference = _fast.moments(stacked, axis), reference_moments(stacked, axis)
+        fast, reference = FAST.moments(stacked, axis), REF.moments(stacked, axis)
         assert_identical(fast[0], reference[0])
         assert_identical(fast[1], reference[1])
     if np.all(np.abs(w) < 3e38):
         single = w.astype(np.float32)
-        assert_identical(_fast.moments(single, None), reference_moments(single, None))
+        assert_identical(FAST.moments(single, None), REF.moments(single, None))
 
 
 # ----------------------------------------------------------------------------- codes
@@ -287,16 +320,16 @@ def test_decode_and_fake_quantize_are_identical_for_the_same_code_book(data, cas
     dtype = np.dtype(dtype)
     if data.draw(st.booleans()) and w.ndim:  # another layout of the same values
         w = w[tuple(slice(None, None, -1) for _ in range(w.ndim))]
-    codes = reference_encode(w, alpha, beta, bits, axis)
-    expected = quiet(reference_decode, codes, alpha, beta, ZERO_POINT, axis, dtype)
-    assert_identical(_fast.fake_quantize(w, alpha, beta, bits, axis, dtype), expected)
-    assert_identical(_fast.decode(codes, alpha, beta, ZERO_POINT, axis, dtype), expected)
+    codes = REF.encode(w, alpha, beta, bits, axis)
+    expected = quiet(REF.decode, codes, alpha, beta, ZERO_POINT, axis, dtype)
+    assert_identical(FAST.fake_quantize(w, alpha, beta, bits, axis, dtype), expected)
+    assert_identical(FAST.decode(codes, alpha, beta, ZERO_POINT, axis, dtype), expected)
     if codes.ndim:  # the same codes in other layouts: reversed, strided, Fortran order
         strided = np.repeat(codes, 2, axis=-1)[..., ::2]
         for view in (codes[::-1], strided, np.asfortranarray(codes)):
             assert_identical(
-                _fast.decode(view, alpha, beta, ZERO_POINT, axis, dtype),
-                quiet(reference_decode, view, alpha, beta, ZERO_POINT, axis, dtype),
+                FAST.decode(view, alpha, beta, ZERO_POINT, axis, dtype),
+                quiet(REF.decode, view, alpha, beta, ZERO_POINT, axis, dtype),
             )
 
 
@@ -356,14 +389,14 @@ def test_the_floor_trick_is_exact_at_and_around_every_integer(bits):
          -(2.0**63), 1e300, -1e300, 1.7976931348623157e308, -1.7976931348623157e308],
     ])
     for w in (t, t[np.abs(t) < 3e38].astype(np.float32)):  # float64 and float32 kernels
-        assert_identical(_fast.encode(w, np.float64(1.0), np.float64(0.0), bits, None),
-                         reference_encode(w, np.float64(1.0), np.float64(0.0), bits, None))
+        assert_identical(FAST.encode(w, np.float64(1.0), np.float64(0.0), bits, None),
+                         REF.encode(w, np.float64(1.0), np.float64(0.0), bits, None))
     # t = ±inf: a finite w over a tiny α, and w − β overflowing
     extreme = np.array([1e308, -1e308, 1.0, -1.0, 0.0])
     for alpha, beta in ((5e-324, 0.0), (1e-300, -1e308), (1e-300, 1e308)):
         assert_identical(
-            _fast.encode(extreme, np.float64(alpha), np.float64(beta), bits, None),
-            quiet(reference_encode, extreme, np.float64(alpha), np.float64(beta), bits, None),
+            FAST.encode(extreme, np.float64(alpha), np.float64(beta), bits, None),
+            quiet(REF.encode, extreme, np.float64(alpha), np.float64(beta), bits, None),
         )
 
 
@@ -377,8 +410,8 @@ def test_values_exactly_on_thresholds_and_next_to_them(bits):
         w = np.concatenate([on, np.nextafter(on, -np.inf), np.nextafter(on, np.inf)])
         for array in (w, w.astype(np.float32)):
             assert_identical(
-                _fast.encode(array, np.float64(alpha), np.float64(beta), bits, None),
-                reference_encode(array, np.float64(alpha), np.float64(beta), bits, None),
+                FAST.encode(array, np.float64(alpha), np.float64(beta), bits, None),
+                REF.encode(array, np.float64(alpha), np.float64(beta), bits, None),
             )
 
 
@@ -398,8 +431,8 @@ def test_float16_results_are_rounded_once_from_float64():
     codes = np.zeros(beta.size, dtype=np.int8)
     alpha = np.ones(beta.size)
     for dtype in (np.float16, np.float32, np.float64):
-        expected = quiet(reference_decode, codes, alpha, beta, 0.0, 0, np.dtype(dtype))
-        assert_identical(_fast.decode(codes, alpha, beta, 0.0, 0, np.dtype(dtype)), expected)
+        expected = quiet(REF.decode, codes, alpha, beta, 0.0, 0, np.dtype(dtype))
+        assert_identical(FAST.decode(codes, alpha, beta, 0.0, 0, np.dtype(dtype)), expected)
 
 
 @pytest.mark.parametrize("dtype", [np.longdouble, np.dtype(">f4"), np.dtype(">f8")])
@@ -407,16 +440,16 @@ def test_other_output_dtypes_round_the_float64_result_once(dtype):
     w = np.random.default_rng(1).standard_normal((6, 5))
     q = uq.quantize(w, 3, axis=1, backend="reference")
     dtype = np.dtype(dtype)
-    expected = reference_decode(q.codes, q.alpha, q.beta, ZERO_POINT, 1, dtype)
-    assert_identical(_fast.decode(q.codes, q.alpha, q.beta, ZERO_POINT, 1, dtype), expected)
-    assert_identical(_fast.fake_quantize(w, q.alpha, q.beta, 3, 1, dtype), expected)
+    expected = REF.decode(q.codes, q.alpha, q.beta, ZERO_POINT, 1, dtype)
+    assert_identical(FAST.decode(q.codes, q.alpha, q.beta, ZERO_POINT, 1, dtype), expected)
+    assert_identical(FAST.fake_quantize(w, q.alpha, q.beta, 3, 1, dtype), expected)
 
 
 def test_codes_of_other_integer_types_are_decoded_by_the_reference():
     codes = np.array([[-3, 0, 4]], dtype=np.int64)
-    expected = reference_decode(codes, np.float64(0.5), np.float64(1.0), 0.0, None,
+    expected = REF.decode(codes, np.float64(0.5), np.float64(1.0), 0.0, None,
                                 np.dtype(np.float32))
-    assert_identical(_fast.decode(codes, np.float64(0.5), np.float64(1.0), 0.0, None,
+    assert_identical(FAST.decode(codes, np.float64(0.5), np.float64(1.0), 0.0, None,
                                   np.dtype(np.float32)), expected)
 
 
@@ -465,10 +498,10 @@ def test_unusual_layouts(layout):
 
 
 def test_the_kernels_use_the_references_constants():
-    assert ZERO_POINT == 0.5  # hard-wired in _fast.fake_quantize
+    assert ZERO_POINT == 0.5  # passed to the fused kernel by the public layer
     w = np.linspace(-1, 1, 11)
     for bits in range(1, 17):
-        assert _fast.encode(w, np.float64(0.3), np.float64(0.0), bits, None).dtype == code_dtype(
+        assert FAST.encode(w, np.float64(0.3), np.float64(0.0), bits, None).dtype == code_dtype(
             bits)
 
 
@@ -576,25 +609,25 @@ def test_results_do_not_depend_on_the_thread_count(threads, dtype):
         results = []
         for count in (1, 2):
             threads(count)
-            mean, std = _fast.moments(array, axis)
+            mean, std = FAST.moments(array, axis)
             used = _fast._last_thread_count()
             alpha = uq.optimal_lambda(4) * std
-            codes = _fast.encode(array, alpha, mean, 4, axis)
+            codes = FAST.encode(array, alpha, mean, 4, axis)
             results.append([
                 mean, std, codes,
-                _fast.decode(codes, alpha, mean, ZERO_POINT, axis, np.dtype(np.float32)),
-                _fast.fake_quantize(array, alpha, mean, 4, axis, np.dtype(dtype)),
+                FAST.decode(codes, alpha, mean, ZERO_POINT, axis, np.dtype(np.float32)),
+                FAST.fake_quantize(array, alpha, mean, 4, axis, np.dtype(dtype)),
             ])
             assert used == (count if _fast.HAVE_OPENMP else 1)
         for one, two in zip(*results, strict=True):
             assert_identical(one, two)
-        assert_identical(results[0][0], reference_moments(array, axis)[0])
-        assert_identical(results[0][1], reference_moments(array, axis)[1])
+        assert_identical(results[0][0], REF.moments(array, axis)[0])
+        assert_identical(results[0][1], REF.moments(array, axis)[1])
 
 
 def test_small_inputs_stay_on_one_thread(threads):
     threads(2)
-    _fast.moments(np.ones(1000), None)
+    FAST.moments(np.ones(1000), None)
     assert _fast._last_thread_count() == 1
 
 

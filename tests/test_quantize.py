@@ -125,7 +125,7 @@ def test_inputs_are_never_written(w, bits):
     uq.quantize(frozen, bits, backend="reference")
     uq.fake_quantize(frozen, bits, backend="reference")
     uq.encode(frozen, 0.5, 0.0, bits, backend="reference")
-    for name, scheme in uq.schemes.SCHEMES.items():
+    for name, scheme in uq.schemes.QUANTIZERS.items():
         if name in ("binary", "ternary"):
             scheme(frozen, 1 if name == "binary" else 2)
         elif bits >= 2:

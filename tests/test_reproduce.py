@@ -294,5 +294,9 @@ def test_full_mode_reads_the_default_mnist_directory(monkeypatch, tmp_path):
     assert ReproduceConfig().mode == "quick"
     assert ReproduceConfig().resolved_data == "mnist-small"
     assert ReproduceConfig(epochs=3).train_config().epochs == 3
+    monkeypatch.delenv("UL2Q_MNIST_DIR")
+    with pytest.raises(ValueError, match=r"^no MNIST directory: set the environment variable "
+                                         r"UL2Q_MNIST_DIR .* or pass --data mnist:DIR$"):
+        _ = ReproduceConfig(full=True).resolved_data
     with pytest.raises(ValueError, match="parts"):
         ReproduceConfig(parts=("table3",))

@@ -111,12 +111,17 @@ def test_bad_backend_is_rejected():
 
 
 def test_fast_backend_without_the_extension_says_how_to_build_it(monkeypatch):
-    from ul2q_ref import backends
+    from ul2q_ref import kernels
 
-    monkeypatch.setattr(backends, "_fast_module", None)
+    monkeypatch.setattr(kernels, "fast", None)
+    for profile in ("exact", "paper", "caffe"):  # backend= means the same under every profile
+        with pytest.raises(ImportError, match="pip install"):
+            uq.quantize([0.0, 1.0], 2, backend="fast", profile=profile)
+        with pytest.raises(ImportError, match="pip install"):
+            uq.fake_quantize([0.0, 1.0], 2, backend="fast", profile=profile)
+        assert uq.quantize([0.0, 1.0], 2, backend="auto", profile=profile).bits == 2
     with pytest.raises(ImportError, match="pip install"):
-        uq.quantize([0.0, 1.0], 2, backend="fast")
-    assert uq.quantize([0.0, 1.0], 2, backend="auto").bits == 2
+        uq.quantize([0.0, 1.0], 2).dequantize(backend="fast")
 
 
 def test_dequantize_needs_a_quantized():

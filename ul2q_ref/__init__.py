@@ -9,25 +9,30 @@ replaces each value by the centre of its cell: ŵ = α(q − ½) + β with α = 
 >>> q.codes.tolist(), round(float(uq.optimal_lambda(1)), 6)
 ([1, -1, 2, 1], 1.595769)
 
-Modules: :mod:`~ul2q_ref.stats` (μ, σ), :mod:`~ul2q_ref.gaussian` (L(λ), λ_k*),
-:mod:`~ul2q_ref.ul2q` (quantise, encode), :mod:`~ul2q_ref.codebook` (the result type and
-decoder), :mod:`~ul2q_ref.schemes` (binary, ternary, fixed point, clip),
-:mod:`~ul2q_ref.backends` (reference vs compiled kernels).
+The definition, read top to bottom: :mod:`~ul2q_ref.stats` (μ, σ),
+:mod:`~ul2q_ref.gaussian` (L(λ), λ_k*), :mod:`~ul2q_ref.ul2q` (statistics, encode, decode),
+:mod:`~ul2q_ref.codebook` (the result type and the affine decoder),
+:mod:`~ul2q_ref.schemes` (binary, ternary, fixed point, clip). Around it:
+:mod:`~ul2q_ref.api` (the functions below: validation, backend, profile),
+:mod:`~ul2q_ref.kernels` (the compiled kernels and their NumPy twins),
+:mod:`~ul2q_ref.profiles` (the paper's and Caffe's arithmetic).
 """
 
 from . import schemes
-from .backends import HAVE_FAST
-from .codebook import Quantized, code_dtype, code_range, dequantize
-from .gaussian import (
-    PAPER_TABLE_I,
-    LambdaRow,
+from .api import (
+    dequantize,
+    encode,
     expected_loss,
     expected_loss_derivative,
+    fake_quantize,
     lambda_table,
+    moments,
     optimal_lambda,
+    quantize,
 )
-from .stats import moments
-from .ul2q import encode, fake_quantize, quantize
+from .codebook import Quantized, code_dtype, code_range
+from .gaussian import PAPER_TABLE_I, LambdaRow
+from .kernels import HAVE_FAST
 
 __version__ = "0.1.0"
 

@@ -4,11 +4,20 @@ Throughout the package ``axis`` names the *channel* axis, as in PyTorch's per-ch
 quantisation: ``axis=None`` gives one (α, β) for the whole tensor; ``axis=0`` on a
 convolution weight of shape ``(out, in, kh, kw)`` gives one (α, β) per output channel,
 each computed over the ``in·kh·kw`` values of that channel.
+
+Inside the package α, β (and μ, σ, λ) always have one form: a 1-D float64 vector with one
+entry per channel, of length 1 for a whole tensor. Only the public result turns a length-1
+vector into a scalar (:func:`ul2q_ref.api.public_parameter`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def channel_count(shape: tuple[int, ...], axis: int | None) -> int:
+    """How many channels (α, β pairs) a tensor of `shape` has: 1 without an axis."""
+    return 1 if axis is None else shape[axis]
 
 
 def as_rows(array: np.ndarray, axis: int | None) -> np.ndarray:
@@ -22,20 +31,11 @@ def as_rows(array: np.ndarray, axis: int | None) -> np.ndarray:
     return np.moveaxis(array, axis, 0).reshape(array.shape[axis], -1)
 
 
-def broadcastable(per_channel: np.ndarray | float, ndim: int, axis: int | None) -> np.ndarray:
-    """Shape per-channel values so that they broadcast against an ``ndim``-dimensional array."""
+def broadcastable(per_channel: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
+    """Shape a per-channel vector so that it broadcasts against an ``ndim``-dimensional array."""
     values = np.asarray(per_channel, dtype=np.float64)
     if axis is None:
         return values.reshape(())
     shape = [1] * ndim
     shape[axis] = values.size
     return values.reshape(shape)
-
-
-def per_channel_result(values: np.ndarray, axis: int | None) -> np.ndarray | np.float64:
-    """A float64 scalar for ``axis=None``, else a read-only float64 vector, one per channel."""
-    if axis is None:
-        return np.float64(values.reshape(-1)[0])
-    result = np.array(values, dtype=np.float64).reshape(-1)
-    result.setflags(write=False)
-    return result

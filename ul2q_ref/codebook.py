@@ -8,17 +8,17 @@ the offset β and the zero point z, but all of them reconstruct a weight the sam
 
 with z = ½ for μL2Q (its levels sit at cell centres, half a step off the integers) and
 z = 0 for binary, ternary, fixed point and clip. One result type, :class:`Quantized`, and one
-decoder, :func:`dequantize`, therefore serve every scheme.
+decoder, :func:`decode`, therefore serve every scheme.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import backends
 from ._channels import broadcastable
 
 
@@ -47,6 +47,27 @@ def storage_dtype(lowest: int, highest: int) -> np.dtype:
         if info.min <= lowest and highest <= info.max:
             return np.dtype(candidate)
     raise ValueError(f"codes {lowest}..{highest} do not fit in 32 bits")
+
+
+def public_parameter(values: np.ndarray, axis: int | None) -> np.float64 | np.ndarray:
+    """The public form of a per-channel vector: a float64 scalar without an axis, else a
+    read-only float64 vector with one entry per channel."""
+    if axis is None:
+        return np.float64(np.asarray(values).reshape(-1)[0])
+    result = np.array(values, dtype=np.float64).reshape(-1)
+    result.setflags(write=False)
+    return result
+
+
+def channel_vector(values: Any, channels: int) -> np.ndarray:
+    """The internal form of α or β: a float64 vector with `channels` entries.
+
+    A scalar (or a single value) is repeated for every channel.
+    """
+    vector = np.asarray(values, dtype=np.float64).reshape(-1)
+    if vector.size != channels:
+        vector = np.broadcast_to(vector, (channels,))
+    return np.ascontiguousarray(vector)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,48 +125,45 @@ class Quantized:
         return self.codes.shape
 
     def dequantize(self, dtype: Any = None, *, backend: str = "auto") -> np.ndarray:
-        """The reconstruction ŵ = α·(q − z) + β, in `dtype` (default: :attr:`dtype`)."""
-        return dequantize(self, dtype, backend=backend)
+        """The reconstruction ŵ = α·(q − z) + β, in `dtype` (default: :attr:`dtype`).
+
+        The same as :func:`ul2q_ref.dequantize` (``backend`` chooses the implementation).
+        """
+        return public_dequantize(self, dtype, backend=backend)
 
 
-def dequantize(quantized: Quantized, dtype: Any = None, *, backend: str = "auto") -> np.ndarray:
-    r"""Decode a :class:`Quantized`: ŵ = α·(q − z) + β.
-
-    (q − z) is exact in float64, the product and the sum are each rounded once in float64,
-    and the result is rounded once to `dtype`; per-channel α and β broadcast along
-    ``quantized.axis``.
-
-    Parameters
-    ----------
-    quantized : Quantized
-        The codes and code book.
-    dtype : dtype, optional
-        The float dtype of the result; default ``quantized.dtype``.
-    backend : {"auto", "fast", "reference"}
-        Which implementation decodes; see :mod:`ul2q_ref.backends`.
-    """
-    if not isinstance(quantized, Quantized):
-        raise TypeError(f"quantized must be a Quantized, got {type(quantized).__name__}")
-    out_dtype = np.dtype(quantized.dtype if dtype is None else dtype)
-    if out_dtype.kind != "f":
-        raise TypeError(f"dtype must be a float dtype, got {out_dtype}")
-    kernels = backends.fast_kernels(backend)
-    args = (quantized.codes, quantized.alpha, quantized.beta, quantized.zero_point,
-            quantized.axis, out_dtype)
-    if kernels is not None:
-        return kernels.decode(*args)
-    return reference_decode(*args)
+def _definition_dequantize(quantized: Quantized, dtype: Any = None, *, backend: str = "auto"
+                           ) -> np.ndarray:
+    """:func:`decode` of a :class:`Quantized` (what :mod:`ul2q_ref.api` replaces)."""
+    channels = 1 if quantized.axis is None else quantized.shape[quantized.axis]
+    return decode(quantized.codes, channel_vector(quantized.alpha, channels),
+                  channel_vector(quantized.beta, channels), quantized.zero_point,
+                  quantized.axis, np.dtype(quantized.dtype if dtype is None else dtype))
 
 
-def reference_decode(
+public_dequantize: Callable[..., np.ndarray] = _definition_dequantize
+"""The decoder behind :meth:`Quantized.dequantize`.
+
+The public layer :mod:`ul2q_ref.api` replaces it, when the package is imported, with
+:func:`ul2q_ref.dequantize` (checks, then the chosen backend's kernel): this module is the
+definition and does not import the layer built on it."""
+
+
+def decode(
     codes: np.ndarray,
-    alpha: Any,
-    beta: Any,
+    alpha: np.ndarray,
+    beta: np.ndarray,
     zero_point: float,
     axis: int | None,
     dtype: np.dtype,
 ) -> np.ndarray:
-    """The reference computation behind :func:`dequantize`."""
+    r"""The affine code book's reconstruction ŵ = α·(q − z) + β, rounded once to `dtype`.
+
+    (q − z) is exact in float64, the product and the sum are each rounded once in float64,
+    and the result is rounded once to `dtype`; per-channel α and β (one float64 per
+    channel along `axis`, a single entry without one) broadcast along `axis`.
+    """
+    assert codes.dtype.kind == "i" and np.dtype(dtype).kind == "f"
     scale = broadcastable(alpha, codes.ndim, axis)
     offset = broadcastable(beta, codes.ndim, axis)
     reconstruction = scale * (codes.astype(np.float64) - zero_point) + offset

@@ -13,6 +13,9 @@ loss has two parts: *granular* error inside the M − 1 inner cells of width λ,
 like λ²/12, and *overload* error in the outer cell [λ(M − 1), ∞), which shrinks as λ grows.
 λ_k* balances them.
 
+The functions here take valid input (a bit width k in 1..16, a finite step λ > 0) and
+assert it; :mod:`ul2q_ref.api` checks what users pass.
+
 Every term is computed without catastrophic cancellation, so the loss keeps close to full
 float64 relative precision even for k = 16, where it is about 10⁻⁹ (see
 :func:`inner_cell_integrals`), and λ_k* comes out to about 1e-15 relative.
@@ -27,8 +30,6 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize, special
-
-from ._validate import check_bits
 
 SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -145,13 +146,6 @@ def _half_quantizer(lam: float, bits: int) -> tuple[np.ndarray, float, float]:
     return inner_centres, lam * (half - 1), lam * (half - 0.5)
 
 
-def _check_lam(lam: float) -> float:
-    value = float(lam)
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"lam must be a finite positive step, got {lam!r}")
-    return value
-
-
 def expected_loss(lam: float, bits: int) -> float:
     r"""The expected L2 loss L(λ) = E[(φ − Q_λ(φ))²] of the k-bit quantiser, φ ~ N(0, 1).
 
@@ -169,8 +163,7 @@ def expected_loss(lam: float, bits: int) -> float:
     bits : int
         The bit width k, 1 to 16.
     """
-    lam = _check_lam(lam)
-    bits = check_bits(bits)
+    assert lam > 0.0 and 1 <= bits <= 16
     inner_centres, outer_start, outer_centre = _half_quantizer(lam, bits)
     _, inner = inner_cell_integrals(inner_centres, lam / 2.0)
     _, outer = outer_cell_integrals(outer_start, outer_centre)
@@ -190,8 +183,7 @@ def expected_loss_derivative(lam: float, bits: int) -> float:
 
     (the second sum over the positive half, its last term over the outer cell).
     """
-    lam = _check_lam(lam)
-    bits = check_bits(bits)
+    assert lam > 0.0 and 1 <= bits <= 16
     inner_centres, outer_start, outer_centre = _half_quantizer(lam, bits)
     inner, _ = inner_cell_integrals(inner_centres, lam / 2.0)
     outer, _ = outer_cell_integrals(outer_start, outer_centre)
@@ -216,7 +208,8 @@ def optimal_lambda(bits: int) -> float:
     bits : int
         The bit width k, 1 to 16. Results are cached.
     """
-    return _optimal_lambda(check_bits(bits))
+    assert 1 <= bits <= 16
+    return _optimal_lambda(bits)
 
 
 @functools.cache
@@ -252,7 +245,6 @@ def lambda_table(bits: Iterable[int] = range(1, 17)) -> list[LambdaRow]:
     """Exact λ_k* and loss for each k in `bits`, beside the paper's Table I where it has one."""
     rows = []
     for k in bits:
-        k = check_bits(k)
         lam = optimal_lambda(k)
         loss = expected_loss(lam, k)
         paper_lam, paper_loss, excess = None, None, None

@@ -17,49 +17,63 @@ fixed_point
     comparison: a power-of-two step chosen from the largest magnitude.
 clip
     Symmetric linear quantisation to ±max|w|.
+
+Each scheme is one :class:`Scheme` record: its statistics step (α, β and, for ternary, the
+threshold Δ, one per channel), its encode step (the codes for given parameters), its zero
+point and its bit range. The steps take validated input; the functions at the end of this
+module (:func:`binary`, :func:`ternary`, :func:`fixed_point`, :func:`clip`) check what users
+pass and run them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import ul2q
-from ._channels import as_rows, broadcastable, per_channel_result
+from ._channels import as_rows, broadcastable
 from ._validate import as_weights, check_axis, check_bits, output_dtype
-from .codebook import Quantized, storage_dtype
+from .codebook import Quantized, public_parameter, storage_dtype
 
 
-def _prepare(w: Any, axis: Any) -> tuple[np.ndarray, int | None, np.ndarray]:
-    """Validated weights, the channel axis, and the weights as float64 rows per channel."""
-    weights = as_weights(w)
-    channel_axis = check_axis(axis, weights.ndim)
-    return weights, channel_axis, as_rows(weights, channel_axis).astype(np.float64)
+class SchemeStatistics(NamedTuple):
+    """A scheme's code book parameters, one float64 entry per channel."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    threshold: np.ndarray | None
+    """Ternary's Δ; None for the other schemes."""
 
 
-def _result(
-    w: Any,
-    weights: np.ndarray,
-    codes: np.ndarray,
-    alpha: np.ndarray,
-    bits: int,
-    axis: int | None,
-    scheme: str,
-) -> Quantized:
-    zero = np.zeros_like(alpha)
-    return Quantized(
-        codes=codes,
-        alpha=per_channel_result(alpha, axis),
-        beta=per_channel_result(zero, axis),
-        zero_point=0.0,
-        bits=bits,
-        lam=None,
-        axis=axis,
-        scheme=scheme,
-        dtype=output_dtype(weights, w),
-    )
+@dataclass(frozen=True)
+class Scheme:
+    """One quantisation scheme as the steps every conformance case is split into.
+
+    Attributes
+    ----------
+    name : str
+        The scheme's name (a key of :data:`SCHEMES`).
+    statistics : callable
+        ``(weights, bits, axis) -> SchemeStatistics``.
+    encode : callable
+        ``(weights, statistics, bits, axis) -> codes``.
+    zero_point : float
+        z of the reconstruction ŵ = α(q − z) + β.
+    bits : tuple of int
+        The bit widths the scheme accepts, (lowest, highest).
+    uses_kernels : bool
+        Whether the compiled kernels compute its steps (μL2Q only).
+    """
+
+    name: str
+    statistics: Callable[[np.ndarray, int, int | None], SchemeStatistics]
+    encode: Callable[[np.ndarray, SchemeStatistics, int, int | None], np.ndarray]
+    zero_point: float
+    bits: tuple[int, int]
+    uses_kernels: bool = False
 
 
 def per_row(rows: np.ndarray, statistic: Callable[[np.ndarray], float]) -> np.ndarray:
@@ -72,6 +86,10 @@ def per_row(rows: np.ndarray, statistic: Callable[[np.ndarray], float]) -> np.nd
     return np.array([statistic(np.ascontiguousarray(row)) for row in rows], dtype=np.float64)
 
 
+def _rows(weights: np.ndarray, axis: int | None) -> np.ndarray:
+    return as_rows(weights, axis).astype(np.float64)
+
+
 def mean_magnitude(values: np.ndarray) -> float:
     """E|w| of a 1-D float64 array."""
     return float(np.abs(values).mean())
@@ -82,63 +100,60 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
     return np.copysign(np.floor(np.abs(x) + 0.5), x)
 
 
-def binary(w: Any, bits: int = 1, *, axis: int | None = None) -> Quantized:
-    r"""Binary weights (BWN): q = sign(w) with sign(0) = +1, α = mean|w|, ŵ = α q.
-
-    α = E|w| minimises ‖w − α·sign(w)‖² (Rastegari et al., 2016).
-
-    Parameters
-    ----------
-    w : array_like
-        Real weights; not modified.
-    bits : int
-        Must be 1 (accepted so that every scheme has the same signature).
-    axis : int, optional
-        Channel axis for a per-channel α.
-    """
-    if check_bits(bits) != 1:
-        raise ValueError(f"bits must be 1 for the binary scheme, got {bits}")
-    weights, axis, rows = _prepare(w, axis)
-    alpha = per_row(rows, mean_magnitude)
-    codes = np.where(weights >= 0, 1, -1).astype(np.int8)
-    return _result(w, weights, codes, alpha, 1, axis, "binary")
+def _no_offset(alpha: np.ndarray, threshold: np.ndarray | None = None) -> SchemeStatistics:
+    return SchemeStatistics(alpha, np.zeros_like(alpha), threshold)
 
 
-def ternary(w: Any, bits: int = 2, *, axis: int | None = None) -> Quantized:
-    r"""Ternary weights (TWN): q ∈ {−1, 0, 1} with threshold Δ = 0.7·E|w|, ŵ = α q.
+# --------------------------------------------------------------------------- binary (BWN)
+
+
+def binary_statistics(weights: np.ndarray, bits: int, axis: int | None) -> SchemeStatistics:
+    """α = E|w| per channel: it minimises ‖w − α·sign(w)‖² (Rastegari et al., 2016)."""
+    return _no_offset(per_row(_rows(weights, axis), mean_magnitude))
+
+
+def binary_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
+                  axis: int | None) -> np.ndarray:
+    """q = sign(w), with sign(0) = +1."""
+    return np.where(weights >= 0, 1, -1).astype(np.int8)
+
+
+# --------------------------------------------------------------------------- ternary (TWN)
+
+
+def ternary_threshold(weights: np.ndarray, axis: int | None) -> np.ndarray:
+    """Δ = 0.7·E|w| per channel (Li, Zhang & Liu, 2016: Δ ≈ 0.7·E|w| for normal weights)."""
+    return 0.7 * per_row(_rows(weights, axis), mean_magnitude)
+
+
+def ternary_statistics(weights: np.ndarray, bits: int, axis: int | None) -> SchemeStatistics:
+    r"""Δ, and α = mean of |w| over the values beyond Δ per channel (0 when there are none).
 
     .. math::
-        q = \begin{cases} +1 & w > Δ \\ 0 & |w| \le Δ \\ -1 & w < -Δ \end{cases},
-        \qquad α = \frac{\sum_{|w_i| > Δ} |w_i|}{\#\{i : |w_i| > Δ\}}
-
-    Li, Zhang & Liu (2016) derive Δ ≈ 0.7·E|w| for normal weights; α is then the optimal
-    scale for the chosen support. A channel with no value beyond Δ (all zeros) has α = 0.
-
-    Parameters
-    ----------
-    w : array_like
-        Real weights; not modified.
-    bits : int
-        Must be 2 (the codes need two bits).
-    axis : int, optional
-        Channel axis for per-channel Δ and α.
+        α = \frac{\sum_{|w_i| > Δ} |w_i|}{\#\{i : |w_i| > Δ\}}
     """
-    if check_bits(bits) != 2:
-        raise ValueError(f"bits must be 2 for the ternary scheme, got {bits}")
-    weights, axis, rows = _prepare(w, axis)
-    threshold = 0.7 * per_row(rows, mean_magnitude)
-    alpha = np.array([_ternary_scale(row, delta) for row, delta in zip(rows, threshold,
-                                                                       strict=True)])
-    delta = broadcastable(threshold, weights.ndim, axis)
-    values = weights.astype(np.float64)
-    codes = (values > delta).astype(np.int8) - (values < -delta).astype(np.int8)
-    return _result(w, weights, codes, alpha, 2, axis, "ternary")
+    threshold = ternary_threshold(weights, axis)
+    alpha = np.array([_ternary_scale(row, delta) for row, delta in
+                      zip(_rows(weights, axis), threshold, strict=True)])
+    return _no_offset(alpha, threshold)
 
 
 def _ternary_scale(values: np.ndarray, threshold: float) -> float:
     """Mean of |w| over the values beyond the threshold (0 when there are none)."""
     beyond = np.abs(values[np.abs(values) > threshold])
     return float(beyond.mean()) if beyond.size else 0.0
+
+
+def ternary_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
+                   axis: int | None) -> np.ndarray:
+    """q = [w > Δ] − [w < −Δ] ∈ {−1, 0, 1}."""
+    assert stats.threshold is not None
+    delta = broadcastable(stats.threshold, weights.ndim, axis)
+    values = weights.astype(np.float64)
+    return (values > delta).astype(np.int8) - (values < -delta).astype(np.int8)
+
+
+# --------------------------------------------------------------------------- fixed point, clip
 
 
 def power_of_two_step(largest: np.ndarray, bits: int) -> np.ndarray:
@@ -151,6 +166,166 @@ def power_of_two_step(largest: np.ndarray, bits: int) -> np.ndarray:
     mantissa, exponent = np.frexp(largest)  # largest = mantissa·2^exponent, mantissa ∈ [½, 1)
     step = np.ldexp(1.0, (exponent - 1) - (bits - 2))
     return np.where(largest > 0, step, 0.0)
+
+
+def fixed_point_range(bits: int) -> tuple[int, int]:
+    """Two's complement k-bit codes: −2^(k−1) … 2^(k−1) − 1."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def clip_range(bits: int) -> tuple[int, int]:
+    """Symmetric codes: −(2^(k−1) − 1) … 2^(k−1) − 1."""
+    levels = 2 ** (bits - 1) - 1
+    return -levels, levels
+
+
+def fixed_point_statistics(weights: np.ndarray, bits: int, axis: int | None
+                           ) -> SchemeStatistics:
+    """α = :func:`power_of_two_step` of max|w| per channel."""
+    return _no_offset(power_of_two_step(np.abs(_rows(weights, axis)).max(axis=1), bits))
+
+
+def clip_statistics(weights: np.ndarray, bits: int, axis: int | None) -> SchemeStatistics:
+    """α = max|w|/(2^(k−1) − 1) per channel (0 for an all-zero channel)."""
+    return _no_offset(np.abs(_rows(weights, axis)).max(axis=1) / clip_range(bits)[1])
+
+
+def round_and_clip(weights: np.ndarray, alpha: np.ndarray, axis: int | None, lowest: int,
+                   highest: int) -> np.ndarray:
+    """clip(round(w/α), lowest, highest) in float64, with code 0 where α = 0."""
+    scale = broadcastable(alpha, weights.ndim, axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        codes = np.clip(round_half_away(weights.astype(np.float64) / scale), lowest, highest)
+    codes = np.where(scale == 0.0, 0.0, codes)
+    return codes.astype(storage_dtype(lowest, highest))
+
+
+def fixed_point_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
+                       axis: int | None) -> np.ndarray:
+    """q = clip(round(w/α), −2^(k−1), 2^(k−1) − 1): values beyond the range saturate."""
+    return round_and_clip(weights, stats.alpha, axis, *fixed_point_range(bits))
+
+
+def clip_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
+                axis: int | None) -> np.ndarray:
+    """q = round(w/α): nothing is clipped, the codes are symmetric."""
+    return round_and_clip(weights, stats.alpha, axis, *clip_range(bits))
+
+
+# --------------------------------------------------------------------------- μL2Q
+
+
+def ul2q_statistics(weights: np.ndarray, bits: int, axis: int | None) -> SchemeStatistics:
+    """μL2Q's statistics step (:func:`ul2q_ref.ul2q.statistics`): α = λ_k*σ, β = μ."""
+    alpha, beta, _ = ul2q.statistics(weights, bits, axis)
+    return SchemeStatistics(alpha, beta, None)
+
+
+def ul2q_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
+                axis: int | None) -> np.ndarray:
+    """μL2Q's encode step (:func:`ul2q_ref.ul2q.encode`)."""
+    return ul2q.encode(weights, stats.alpha, stats.beta, bits, axis)
+
+
+SCHEMES: dict[str, Scheme] = {
+    "ul2q": Scheme("ul2q", ul2q_statistics, ul2q_encode, ul2q.ZERO_POINT, (1, 16),
+                   uses_kernels=True),
+    "binary": Scheme("binary", binary_statistics, binary_encode, 0.0, (1, 1)),
+    "ternary": Scheme("ternary", ternary_statistics, ternary_encode, 0.0, (2, 2)),
+    "fixed_point": Scheme("fixed_point", fixed_point_statistics, fixed_point_encode, 0.0,
+                          (1, 16)),
+    "clip": Scheme("clip", clip_statistics, clip_encode, 0.0, (2, 16)),
+}
+"""Every scheme's record, by name."""
+
+
+def result(record: Scheme, weights: np.ndarray, bits: int, axis: int | None,
+           dtype: np.dtype) -> Quantized:
+    """Run `record`'s two steps on validated `weights`: the :class:`Quantized` result."""
+    stats = record.statistics(weights, bits, axis)
+    return Quantized(
+        codes=record.encode(weights, stats, bits, axis),
+        alpha=public_parameter(stats.alpha, axis),
+        beta=public_parameter(stats.beta, axis),
+        zero_point=record.zero_point,
+        bits=bits,
+        lam=None,
+        axis=axis,
+        scheme=record.name,
+        dtype=np.dtype(dtype),
+    )
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def get(scheme: Any) -> Scheme:
+    """The record of `scheme`, after checking it is a key of :data:`SCHEMES`."""
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+    return SCHEMES[scheme]
+
+
+def check_scheme_bits(record: Scheme, bits: Any) -> int:
+    """`bits` checked against the scheme's bit range, with the scheme's own message."""
+    lowest, highest = record.bits
+    if lowest == highest:
+        value = check_bits(bits)
+        if value != lowest:
+            raise ValueError(f"bits must be {lowest} for the {record.name} scheme, got {bits}")
+        return value
+    return check_bits(bits, low=lowest, high=highest)
+
+
+def _quantize(name: str, w: Any, bits: Any, axis: Any) -> Quantized:
+    record = SCHEMES[name]
+    if record.uses_kernels:  # μL2Q keeps its own result (λ, z = ½), checked as quantize is
+        weights = as_weights(w)
+        bits = check_bits(bits)
+        channel_axis = check_axis(axis, weights.ndim)
+        return ul2q.quantize(weights, bits, channel_axis, output_dtype(weights, w))
+    bits = check_scheme_bits(record, bits)
+    weights = as_weights(w)
+    channel_axis = check_axis(axis, weights.ndim)
+    return result(record, weights, bits, channel_axis, output_dtype(weights, w))
+
+
+def binary(w: Any, bits: int = 1, *, axis: int | None = None) -> Quantized:
+    r"""Binary weights (BWN): q = sign(w) with sign(0) = +1, α = mean|w|, ŵ = α q.
+
+    Parameters
+    ----------
+    w : array_like
+        Real weights; not modified.
+    bits : int
+        Must be 1 (accepted so that every scheme has the same signature).
+    axis : int, optional
+        Channel axis for a per-channel α.
+    """
+    return _quantize("binary", w, bits, axis)
+
+
+def ternary(w: Any, bits: int = 2, *, axis: int | None = None) -> Quantized:
+    r"""Ternary weights (TWN): q ∈ {−1, 0, 1} with threshold Δ = 0.7·E|w|, ŵ = α q.
+
+    .. math::
+        q = \begin{cases} +1 & w > Δ \\ 0 & |w| \le Δ \\ -1 & w < -Δ \end{cases},
+        \qquad α = \frac{\sum_{|w_i| > Δ} |w_i|}{\#\{i : |w_i| > Δ\}}
+
+    Li, Zhang & Liu (2016) derive Δ ≈ 0.7·E|w| for normal weights; α is then the optimal
+    scale for the chosen support. A channel with no value beyond Δ (all zeros) has α = 0.
+    Δ itself is :func:`ternary_threshold`.
+
+    Parameters
+    ----------
+    w : array_like
+        Real weights; not modified.
+    bits : int
+        Must be 2 (the codes need two bits).
+    axis : int, optional
+        Channel axis for per-channel Δ and α.
+    """
+    return _quantize("ternary", w, bits, axis)
 
 
 def fixed_point(w: Any, bits: int, *, axis: int | None = None) -> Quantized:
@@ -168,12 +343,7 @@ def fixed_point(w: Any, bits: int, *, axis: int | None = None) -> Quantized:
     axis : int, optional
         Channel axis for a per-channel step.
     """
-    bits = check_bits(bits)
-    weights, axis, rows = _prepare(w, axis)
-    alpha = power_of_two_step(np.abs(rows).max(axis=1), bits)
-    lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    codes = _round_and_clip(weights, alpha, axis, lowest, highest)
-    return _result(w, weights, codes, alpha, bits, axis, "fixed_point")
+    return _quantize("fixed_point", w, bits, axis)
 
 
 def clip(w: Any, bits: int, *, axis: int | None = None) -> Quantized:
@@ -192,42 +362,25 @@ def clip(w: Any, bits: int, *, axis: int | None = None) -> Quantized:
     axis : int, optional
         Channel axis for a per-channel α.
     """
-    bits = check_bits(bits, low=2)
-    weights, axis, rows = _prepare(w, axis)
-    levels = 2 ** (bits - 1) - 1
-    alpha = np.abs(rows).max(axis=1) / levels
-    codes = _round_and_clip(weights, alpha, axis, -levels, levels)
-    return _result(w, weights, codes, alpha, bits, axis, "clip")
-
-
-def _round_and_clip(
-    weights: np.ndarray, alpha: np.ndarray, axis: int | None, lowest: int, highest: int
-) -> np.ndarray:
-    """clip(round(w/α), lowest, highest) in float64, with code 0 where α = 0."""
-    scale = broadcastable(alpha, weights.ndim, axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        codes = np.clip(round_half_away(weights.astype(np.float64) / scale), lowest, highest)
-    codes = np.where(scale == 0.0, 0.0, codes)
-    return codes.astype(storage_dtype(lowest, highest))
+    return _quantize("clip", w, bits, axis)
 
 
 def ul2q_scheme(w: Any, bits: int, *, axis: int | None = None) -> Quantized:
-    """μL2Q itself (:func:`ul2q_ref.quantize`), with the same signature as the schemes here."""
-    return ul2q.quantize(w, bits, axis=axis)
+    """μL2Q itself (:func:`ul2q_ref.quantize`, reference), with the schemes' signature."""
+    return _quantize("ul2q", w, bits, axis)
 
 
-SCHEMES: dict[str, Callable[..., Quantized]] = {
+QUANTIZERS: dict[str, Callable[..., Quantized]] = {
     "ul2q": ul2q_scheme,
     "binary": binary,
     "ternary": ternary,
     "fixed_point": fixed_point,
     "clip": clip,
 }
-"""Every scheme by name; each is called as ``SCHEMES[name](w, bits, axis=axis)``."""
+"""Every scheme's checked function by name, called as ``QUANTIZERS[name](w, bits, axis=axis)``."""
 
 
 def quantize_with(scheme: str, w: Any, bits: int, *, axis: int | None = None) -> Quantized:
     """Quantise `w` with the scheme called `scheme` (a key of :data:`SCHEMES`)."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
-    return SCHEMES[scheme](w, bits, axis=axis)
+    get(scheme)
+    return QUANTIZERS[scheme](w, bits, axis=axis)

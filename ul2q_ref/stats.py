@@ -6,19 +6,13 @@ weights; the quantiser's offset is β = μ and its scale is α = λ_k σ.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from . import backends
-from ._channels import as_rows, per_channel_result
-from ._validate import as_weights, check_axis
+from ._channels import as_rows
 
 
-def moments(
-    w: Any, axis: int | None = None, *, backend: str = "auto"
-) -> tuple[np.float64 | np.ndarray, np.float64 | np.ndarray]:
-    r"""Mean and population standard deviation of `w`, computed in float64.
+def moments(weights: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and population standard deviation of each channel of `weights`, in float64.
 
     .. math::
         μ = \frac{1}{n}\sum_i w_i, \qquad
@@ -32,43 +26,30 @@ def moments(
     to that value exactly. Values are rescaled by an exact power of two first, so neither
     huge nor tiny magnitudes overflow or underflow (:func:`row_moments`).
 
+    Each channel is computed on its own by :func:`row_moments`, so a per-channel result is
+    bit-for-bit the result for that channel's slice.
+
     Parameters
     ----------
-    w : array_like
-        Real weights (float or integer); not modified.
-    axis : int, optional
-        The channel axis: one (μ, σ) per index along it, each over all the other axes.
-        None (default) gives one (μ, σ) for the whole tensor.
-    backend : {"auto", "fast", "reference"}
-        Which implementation computes it; see :mod:`ul2q_ref.backends`.
+    weights : numpy.ndarray
+        Finite, non-empty float32 or float64 values (the public :func:`ul2q_ref.moments`
+        checks this).
+    axis : int or None
+        The channel axis in ``0..ndim-1``: one (μ, σ) per index along it, each over all the
+        other axes; None gives one (μ, σ) for the whole tensor.
 
     Returns
     -------
-    mean, std : numpy.float64 or numpy.ndarray
-        Scalars for ``axis=None``, else read-only float64 vectors with one entry per channel.
+    mean, std : numpy.ndarray
+        float64 vectors with one entry per channel (length 1 for ``axis=None``).
     """
-    weights = as_weights(w)
-    channel_axis = check_axis(axis, weights.ndim)
-    kernels = backends.fast_kernels(backend)
-    if kernels is not None:
-        return kernels.moments(weights, channel_axis)
-    return reference_moments(weights, channel_axis)
-
-
-def reference_moments(
-    weights: np.ndarray, axis: int | None
-) -> tuple[np.float64 | np.ndarray, np.float64 | np.ndarray]:
-    """The reference computation behind :func:`moments`, for already validated input.
-
-    Each channel is computed on its own by :func:`row_moments`, so a per-channel result is
-    bit-for-bit the result for that channel's slice.
-    """
+    assert weights.dtype in (np.float32, np.float64) and weights.size > 0
     rows = as_rows(weights, axis)
     means = np.empty(rows.shape[0])
     stds = np.empty(rows.shape[0])
     for channel, row in enumerate(rows):
         means[channel], stds[channel] = row_moments(np.ascontiguousarray(row, dtype=np.float64))
-    return per_channel_result(means, axis), per_channel_result(stds, axis)
+    return means, stds
 
 
 def row_moments(values: np.ndarray) -> tuple[float, float]:

@@ -179,18 +179,6 @@ def test_sequential_gradient_matches_finite_differences():
         np.testing.assert_allclose(gr, before[n])
 
 
-def test_set_weight_quantizers():
-    model = build_model("lenet5", np.random.default_rng(0))
-    model.set_weight_quantizers({"conv1": np.sign, "fc2": np.sign})
-    assert model["conv1"].weight_quantizer is np.sign
-    assert model["conv2"].weight_quantizer is None
-    np.testing.assert_array_equal(
-        model["fc2"].effective_weight(), np.sign(model["fc2"].params["weight"])
-    )
-    with pytest.raises(KeyError):
-        model.set_weight_quantizers({"pool1": np.sign})
-
-
 def test_sequential_names():
     rng = np.random.default_rng(0)
     s = Sequential([Linear(2, 2, rng=rng), ReLU()])

@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             f"Quick mode (default) trains on the embedded MNIST subset ({QUICK_DATA}) for "
             f"{QUICK_EPOCHS} epoch per run and takes a few minutes on two cores. The full "
             "reproduction: ul2q-ref reproduce accuracy --data mnist:DIR --epochs N "
-            f"(--full uses the default MNIST directory and {FULL_EPOCHS} epochs). On a machine "
+            f"(--full reads $UL2Q_MNIST_DIR and uses {FULL_EPOCHS} epochs). On a machine "
             "shared with other jobs, OMP_NUM_THREADS=1 keeps BLAS threads from competing for "
             "the cores, which can slow training several-fold."
         ),
@@ -54,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--quick", dest="full", action="store_false",
                       help=f"embedded MNIST subset, {QUICK_EPOCHS} epoch (default)")
     mode.add_argument("--full", dest="full", action="store_true",
-                      help=f"full MNIST from the default directory, {FULL_EPOCHS} epochs")
+                      help=f"full MNIST from $UL2Q_MNIST_DIR, {FULL_EPOCHS} epochs")
     parser.add_argument("--data", metavar="SPEC",
                         help="training data: mnist-small or mnist:DIR (overrides the mode)")
     parser.add_argument("--epochs", type=_positive, metavar="N",

@@ -15,6 +15,7 @@ self-check also checks the compiled kernels when they are built.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import warnings
@@ -24,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from .. import profiles, schemes
+from .._channels import broadcastable
+from .._validate import check_axis
+from ..api import encode as encode_exact
+from ..api import quantize
 from ..codebook import Quantized
-from ..ul2q import encode as encode_exact
-from ..ul2q import quantize
 from . import steps
 from .encoding import from_hex, to_hex
 
@@ -62,7 +65,7 @@ def solve(request: dict[str, Any]) -> dict[str, Any]:
         warnings.simplefilter("ignore", profiles.NegativeVarianceWarning)
         if request.get("quantize", True):
             if scheme == "ul2q":
-                quantized = quantize(weights, bits, axis=axis, profile=profile)
+                quantized = _quantize_ul2q(weights, bits, axis, profile)
                 threshold = None
             else:
                 quantized = schemes.quantize_with(scheme, weights, bits, axis=axis)
@@ -91,9 +94,22 @@ def solve(request: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _defined(alpha: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
-    from .._channels import broadcastable
+def _quantize_ul2q(weights: np.ndarray, bits: int, axis: int | None, profile: str
+                   ) -> Quantized:
+    """μL2Q through the public API; per-channel caffe cases through the profile's record.
 
+    The Caffe code has no per-channel mode, so the public ``quantize`` refuses one; the
+    conformance vectors extend its arithmetic to each channel as if it were a blob.
+    """
+    record = profiles.get(profile)
+    if axis is None or record.per_channel:
+        return quantize(weights, bits, axis=axis, profile=profile)
+    channel_axis = check_axis(axis, weights.ndim)
+    return profiles.quantize_with_profile(record, record.prepare(weights), bits, channel_axis,
+                                          weights.dtype)
+
+
+def _defined(alpha: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
     return ~np.isnan(broadcastable(alpha, ndim, axis))
 
 
@@ -120,17 +136,20 @@ def _encode_public(
     return codes, np.ones(weights.shape, dtype=bool), decoded
 
 
-def solve_torch(request: dict[str, Any]) -> dict[str, Any]:
-    """The PyTorch bridge's answer (μL2Q, exact profile; others are reported unsupported)."""
-    from .. import torch as bridge
-
-    return bridge.solve_crosscheck_request(request)
-
-
-IMPLEMENTATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "reference": solve,
-    "torch": solve_torch,
+IMPLEMENTATIONS: dict[str, str] = {
+    "reference": "ul2q_ref.crosscheck.reference_impl:solve",
+    "torch": "ul2q_ref.torch:solve_crosscheck_request",
 }
+"""Each implementation's answering function, as ``module:function``, imported when chosen.
+
+The torch adapter (μL2Q, exact profile; others reported unsupported) builds on this module,
+so it is named here, not imported: the package keeps no import cycle."""
+
+
+def implementation_function(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The answering function of the implementation called `name`."""
+    module, _, function = IMPLEMENTATIONS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def answer(line: str, implementation: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
@@ -154,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--implementation", choices=sorted(IMPLEMENTATIONS),
                         default="reference", help="which code answers (default: reference)")
     args = parser.parse_args(argv)
-    implementation = IMPLEMENTATIONS[args.implementation]
+    implementation = implementation_function(args.implementation)
     for line in sys.stdin:
         if line.strip():
             sys.stdout.write(answer(line, implementation) + "\n")

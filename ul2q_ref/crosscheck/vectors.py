@@ -36,7 +36,8 @@ from .. import __version__
 from .._channels import as_rows
 from ..codebook import code_range
 from ..gaussian import PAPER_TABLE_I, optimal_lambda
-from ..profiles import CAFFE_LAMBDA_TABLE, NegativeVarianceWarning
+from ..profiles import NegativeVarianceWarning
+from ..profiles.caffe import LAMBDA_TABLE as CAFFE_LAMBDA_TABLE
 from ..stats import moments
 from . import steps
 from .encoding import from_hex, to_decimal, to_hex
@@ -314,7 +315,7 @@ def _caffe_note(case: Case, channel: int = 0) -> Case:
     if case.profile != "caffe" or case.stats is None:
         return case
     std = float(case.stats.details["std"][channel])
-    exact_std = float(np.atleast_1d(moments(case.weights, axis=case.axis)[1])[channel])
+    exact_std = float(np.atleast_1d(moments(case.weights, case.axis)[1])[channel])
     if math.isnan(std):
         note = ("Caffe's one-pass variance rounds to a negative number: σ, α and every ŵ "
                 "are NaN")

@@ -109,18 +109,21 @@ _CHUNK = 1 << 20
 
 
 def default_mnist_dir() -> Path:
-    """Where the full MNIST is expected when no directory is given.
+    """Where the full MNIST is expected when no directory is given: ``$UL2Q_MNIST_DIR``.
 
-    Returns
-    -------
-    Path
-        ``$UL2Q_MNIST_DIR`` if that environment variable is set, otherwise
-        ``<checkout>/../shared/data/mnist`` (the ``shared/`` sibling of the checkout).
+    The package bakes in no path outside itself: the directory comes from that environment
+    variable (or from ``--data mnist:DIR``, which does not call this).
+
+    Raises
+    ------
+    ValueError
+        If ``UL2Q_MNIST_DIR`` is not set (or empty).
     """
-    override = os.environ.get("UL2Q_MNIST_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
+    directory = os.environ.get("UL2Q_MNIST_DIR")
+    if not directory:
+        raise ValueError("no MNIST directory: set the environment variable UL2Q_MNIST_DIR to "
+                         "the directory of the MNIST IDX files, or pass --data mnist:DIR")
+    return Path(directory)
 
 
 # --------------------------------------------------------------------------------------

@@ -44,8 +44,7 @@ straight-through estimator ``dL/dw_f := dL/dw_q``, so the optimizer updates
 the shadow weight.  The quantizer is called once per forward (and by each
 ``effective_weight()`` call) and must not modify its argument in place.
 ``layer.effective_weight()`` / ``effective_bias()`` return what the next
-forward will use (e.g. to export the quantised model); ``layer.last_weight`` /
-``last_bias`` hold the arrays the most recent forward used.
+forward will use (e.g. to export the quantised model).
 """
 
 from __future__ import annotations
@@ -53,9 +52,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .init import get_initializer
+from .lowering import (
+    col2im_gemm,
+    conv_output_size,
+    crop_to_nchw,
+    im2col,
+    kernel_offsets,
+    pad_nhwc,
+)
 
 Quantizer = Callable[[np.ndarray], np.ndarray]
 
@@ -71,7 +77,6 @@ __all__ = [
     "MaxPool2d",
     "Quantizer",
     "ReLU",
-    "col2im",
     "col2im_gemm",
     "conv_output_size",
     "im2col",
@@ -162,14 +167,8 @@ class _QuantizableLayer(Layer):
 
     weight_quantizer: Quantizer | None
     bias_quantizer: Quantizer | None
-    #: the (quantised) weight / bias used by the most recent forward (None before it)
-    last_weight: np.ndarray | None = None
-    last_bias: np.ndarray | None = None
-
     def _weights_for_forward(self) -> tuple[np.ndarray, np.ndarray | None]:
-        self.last_weight = self.effective_weight()
-        self.last_bias = self.effective_bias()
-        return self.last_weight, self.last_bias
+        return self.effective_weight(), self.effective_bias()
 
     def effective_weight(self) -> np.ndarray:
         """The weight the next forward uses: ``weight_quantizer(w_f)`` or ``w_f``."""
@@ -187,161 +186,8 @@ class _QuantizableLayer(Layer):
 
 
 # --------------------------------------------------------------------------
-# convolution
+# convolution (the lowering to GEMM is in lowering.py)
 # --------------------------------------------------------------------------
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """``floor((size + 2*padding - kernel) / stride) + 1`` (Caffe conv / PyTorch rule)."""
-    out = (size + 2 * padding - kernel) // stride + 1
-    if out < 1:
-        raise ValueError(f"kernel {kernel} too large for input {size} with padding {padding}")
-    return out
-
-
-def _pad_nhwc(x: np.ndarray, ph: int, pw: int, value: float = 0.0) -> np.ndarray:
-    """Pad the H and W axes of an ``(N, H, W, C)`` array on both sides."""
-    if ph == 0 and pw == 0:
-        return x
-    n, h, w, c = x.shape
-    xp = np.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype)
-    xp[:, ph : ph + h, pw : pw + w, :] = x
-    return xp
-
-
-def _offsets(
-    kernel: tuple[int, int], stride: tuple[int, int], ho: int, wo: int
-) -> list[tuple[int, int, slice, slice]]:
-    """For every kernel offset ``(u, v)`` the H/W slices ``u + s*i``, ``v + s*j`` it touches."""
-    (kh, kw), (sh, sw) = kernel, stride
-    return [
-        (u, v, slice(u, u + (ho - 1) * sh + 1, sh), slice(v, v + (wo - 1) * sw + 1, sw))
-        for u in range(kh)
-        for v in range(kw)
-    ]
-
-
-def _pad_nchw(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    if ph == 0 and pw == 0:
-        return x
-    n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-    xp[:, :, ph : ph + h, pw : pw + w] = x
-    return xp
-
-
-def im2col(
-    x: np.ndarray,
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-) -> tuple[np.ndarray, int, int]:
-    """Unfold ``x`` (N, C, H, W) into the patch matrix of a convolution GEMM.
-
-    Returns ``(cols, Ho, Wo)``; ``cols`` is the ``(N*Ho*Wo, kh*kw*C)`` matrix
-    whose row ``(n, i, j)`` is the zero-padded patch
-    ``x[n, :, s*i:s*i+kh, s*j:s*j+kw]`` flattened in ``(u, v, c)`` order
-    (channel fastest)::
-
-        cols[(n, i, j), (u, v, c)] = x_pad[n, c, s*i + u, s*j + v]
-
-    With ``W2 = W.transpose(0, 2, 3, 1).reshape(O, -1)`` the product
-    ``cols @ W2.T`` is the convolution output as an ``(N*Ho*Wo, O)`` (NHWC) matrix.
-
-    The same matrix is built in whichever memory order makes the copy cheap
-    (BLAS accepts both):
-
-    * channels-last input (what :class:`Conv2d` and the pools output): rows are
-      read from a ``sliding_window_view`` of the NHWC image -- one reshape copy,
-      C-ordered result;
-    * NCHW-contiguous input (e.g. the data batch): one strided-slice copy per
-      kernel offset ``(u, v)`` into a ``(kh*kw*C, N*Ho*Wo)`` buffer, returned
-      transposed (Fortran-ordered result).
-    """
-    kh, kw = kernel
-    sh, sw = stride
-    n, c, h, w = x.shape
-    ho = conv_output_size(h, kh, sh, padding[0])
-    wo = conv_output_size(w, kw, sw, padding[1])
-    if x.flags.c_contiguous:
-        xp = _pad_nchw(x, *padding)
-        cols_t = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
-        for u, v, si, sj in _offsets(kernel, stride, ho, wo):
-            cols_t[u, v] = xp[:, :, si, sj].transpose(1, 0, 2, 3)
-        return cols_t.reshape(kh * kw * c, n * ho * wo).T, ho, wo
-    xp = _pad_nhwc(x.transpose(0, 2, 3, 1), *padding)  # (N, Hp, Wp, C)
-    win = sliding_window_view(xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
-    win = win[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, C, kh, kw)
-    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * c)
-    return cols, ho, wo
-
-
-def col2im(
-    cols: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-) -> np.ndarray:
-    """Adjoint of :func:`im2col`: scatter-add patch rows back into an (N, C, H, W) image.
-
-    ``cols`` is an ``(N*Ho*Wo, kh*kw*C)`` matrix in :func:`im2col`'s layout.
-    Overlapping patches are summed.  Instead of looping over pixels we loop
-    over the ``kh*kw`` kernel offsets ``(u, v)``; each adds one whole strided
-    slab to the padded channels-last image::
-
-        dx_pad[n, s*i + u, s*j + v, c] += cols[(n, i, j), (u, v, c)]
-
-    Returns an NCHW *view* of a channels-last array.
-    """
-    n, c, h, w = x_shape
-    kh, kw = kernel
-    ho = conv_output_size(h, kh, stride[0], padding[0])
-    wo = conv_output_size(w, kw, stride[1], padding[1])
-    d = cols.reshape(n, ho, wo, kh, kw, c)
-    dxp = np.zeros((n, h + 2 * padding[0], w + 2 * padding[1], c), dtype=cols.dtype)
-    for u, v, si, sj in _offsets(kernel, stride, ho, wo):
-        dxp[:, si, sj, :] += d[:, :, :, u, v, :]
-    return _crop_to_nchw(dxp, x_shape, padding)
-
-
-def col2im_gemm(
-    g: np.ndarray,
-    w2: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-) -> np.ndarray:
-    """``col2im(g @ w2, ...)`` without materialising the ``(N*Ho*Wo, kh*kw*C)`` product.
-
-    This is the input gradient of a convolution: ``g`` is ``dL/dY`` as an
-    ``(N*Ho*Wo, O)`` matrix and ``w2`` the ``(O, kh*kw*C)`` weight matrix.
-    For each kernel offset ``t = (u, v)`` the block ``g @ w2[:, t*C:(t+1)*C]``
-    (shape ``(N*Ho*Wo, C)``, still in cache) is added to the slab of the
-    padded input it came from.  Same result as :func:`col2im` of the full
-    product, but with ``kh*kw`` small GEMMs instead of one huge one it is
-    several times faster for large layers (memory traffic).
-    """
-    n, c, h, w = x_shape
-    kh, kw = kernel
-    ho = conv_output_size(h, kh, stride[0], padding[0])
-    wo = conv_output_size(w, kw, stride[1], padding[1])
-    # (kh*kw, O, C): contiguous per-offset weight blocks
-    w3 = np.ascontiguousarray(w2.reshape(w2.shape[0], kh * kw, c).transpose(1, 0, 2))
-    dxp = np.zeros((n, h + 2 * padding[0], w + 2 * padding[1], c), dtype=np.result_type(g, w2))
-    for u, v, si, sj in _offsets(kernel, stride, ho, wo):
-        dxp[:, si, sj, :] += (g @ w3[u * kw + v]).reshape(n, ho, wo, c)
-    return _crop_to_nchw(dxp, x_shape, padding)
-
-
-def _crop_to_nchw(
-    dxp: np.ndarray, x_shape: tuple[int, int, int, int], padding: tuple[int, int]
-) -> np.ndarray:
-    """Remove the padding of a channels-last ``(N, Hp, Wp, C)`` array; return an NCHW view."""
-    _, _, h, w = x_shape
-    ph, pw = padding
-    return dxp[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
-
-
 class Conv2d(_QuantizableLayer):
     """2-D convolution (cross-correlation, as in Caffe/PyTorch), NCHW.
 
@@ -555,8 +401,8 @@ class _Pool2d(Layer):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         ho = conv_output_size(h, kh, sh, ph)
         wo = conv_output_size(w, kw, sw, pw)
-        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), ph, pw, pad_value)
-        offs = _offsets(self.kernel_size, self.stride, ho, wo)
+        xp = pad_nhwc(x.transpose(0, 2, 3, 1), ph, pw, pad_value)
+        offs = kernel_offsets(self.kernel_size, self.stride, ho, wo)
         slices = [(si, sj) for _, _, si, sj in offs]
         return slices, [xp[:, si, sj, :] for si, sj in slices], ho, wo
 
@@ -611,7 +457,7 @@ class MaxPool2d(_Pool2d):
                 dxp[:, si, sj, :] += g * hit
             else:
                 np.multiply(g, hit, out=dxp[:, si, sj, :])
-        return _crop_to_nchw(dxp, x.shape, self.padding)
+        return crop_to_nchw(dxp, x.shape, self.padding)
 
     def _tiles_exactly(self, x_shape: tuple[int, ...]) -> bool:
         """Windows are disjoint, unpadded and cover the whole input."""
@@ -667,12 +513,12 @@ class AvgPool2d(_Pool2d):
         ho, wo = grad_out.shape[2:]
         g = grad_out.transpose(0, 2, 3, 1) * (1.0 / (kh * kw))
         dxp = self._grad_buffer(x_shape, g.dtype)
-        for _, _, si, sj in _offsets(self.kernel_size, self.stride, ho, wo):
+        for _, _, si, sj in kernel_offsets(self.kernel_size, self.stride, ho, wo):
             if self.overlapping:
                 dxp[:, si, sj, :] += g
             else:
                 dxp[:, si, sj, :] = g
-        return _crop_to_nchw(dxp, x_shape, self.padding)
+        return crop_to_nchw(dxp, x_shape, self.padding)
 
 
 # --------------------------------------------------------------------------

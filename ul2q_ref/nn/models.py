@@ -104,7 +104,7 @@ class Sequential:
 
         A trainer should pass ``need_input_grad=False``: the gradient with
         respect to the data is then not computed (saves the first layer's
-        col2im) and ``None`` is returned.
+        col2im_gemm) and ``None`` is returned.
         """
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i][1]
@@ -152,17 +152,6 @@ class Sequential:
     def quantizable_layers(self) -> list[tuple[str, Conv2d | Linear]]:
         """``[(name, layer)]`` for every Conv2d / Linear layer, in forward order."""
         return [(n, lay) for n, lay in self.layers if isinstance(lay, Conv2d | Linear)]
-
-    def set_weight_quantizers(
-        self, quantizers: Mapping[str, Callable[[np.ndarray], np.ndarray] | None]
-    ) -> None:
-        """Set ``weight_quantizer`` of the named quantizable layers (``None`` = full precision)."""
-        layers = dict(self.quantizable_layers())
-        unknown = set(quantizers) - set(layers)
-        if unknown:
-            raise KeyError(f"not quantizable layers: {sorted(unknown)}")
-        for name, q in quantizers.items():
-            layers[name].weight_quantizer = q
 
     def astype(self, dtype: np.dtype | type) -> Sequential:
         """Convert every layer's arrays to ``dtype``; return self."""

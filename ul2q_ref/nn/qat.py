@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import Quantized, fake_quantize, quantize
+from .. import Quantized
 from .._validate import check_bits
-from ..schemes import quantize_with
+from ..api import fake_quantize_with, quantize_with
+from ..schemes import SCHEMES
 
 SCHEME_NAMES = ("float", "ul2q", "binary", "ternary", "fixed_point", "clip")
 """Every scheme a layer can be trained with; ``float`` means no quantisation."""
 
-FIXED_BITS = {"binary": 1, "ternary": 2}
-"""Schemes whose bit width is part of their definition."""
+FIXED_BITS = {name: record.bits[0] for name, record in SCHEMES.items()
+              if record.bits[0] == record.bits[1]}
+"""Schemes whose bit width is part of their definition (binary 1, ternary 2)."""
 
 Quantizer = Callable[[np.ndarray], np.ndarray]
 
@@ -34,9 +36,7 @@ def quantize_tensor(scheme: str, bits: int | None, weights: np.ndarray, *,
     Decoding the result gives exactly what the quantiser of :func:`make_quantizer` returns;
     the export of the integer model relies on it.
     """
-    if scheme == "ul2q":
-        return quantize(weights, bits, backend=backend)
-    return quantize_with(scheme, weights, FIXED_BITS.get(scheme, bits))
+    return quantize_with(scheme, weights, FIXED_BITS.get(scheme, bits), backend=backend)
 
 
 def make_quantizer(scheme: str, bits: int | None, *, backend: str = "auto") -> Quantizer | None:
@@ -50,13 +50,10 @@ def make_quantizer(scheme: str, bits: int | None, *, backend: str = "auto") -> Q
     if scheme == "float":
         return None
     bits = FIXED_BITS.get(scheme, bits)
-    bits = check_bits(bits, low=2 if scheme == "clip" else 1)
-    if scheme == "ul2q":  # the fused kernel; equal to quantize_tensor(...).dequantize()
-        def quantizer(weights: np.ndarray) -> np.ndarray:
-            return fake_quantize(weights, bits, backend=backend)
-    else:
-        def quantizer(weights: np.ndarray) -> np.ndarray:
-            return quantize_tensor(scheme, bits, weights).dequantize(weights.dtype)
+    bits = check_bits(bits, low=SCHEMES[scheme].bits[0])
+
+    def quantizer(weights: np.ndarray) -> np.ndarray:  # = quantize_tensor(...).dequantize()
+        return fake_quantize_with(scheme, weights, bits, backend=backend)
     quantizer.__qualname__ = f"{scheme}:{bits}"
     return quantizer
 

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from ..api import encode, fake_quantize
 from ..gaussian import expected_loss, optimal_lambda
 from ..nn.models import Sequential
-from ..ul2q import encode, fake_quantize
 
 LOSS_BITS = (1, 2, 4, 8)
 """Bit widths of the loss ratio."""

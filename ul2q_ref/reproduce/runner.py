@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..backends import HAVE_FAST
+from ..kernels import HAVE_FAST
 from ..nn.data import default_mnist_dir, load_dataset
 from ..nn.train import TrainConfig, build, train
 from . import accuracy, figures, normality, report, simulation, table1

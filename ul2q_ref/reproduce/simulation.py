@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ..api import quantize_with
 from ..gaussian import PAPER_TABLE_I, expected_loss, optimal_lambda
-from ..schemes import quantize_with
-from ..ul2q import quantize
 
 MEAN = 0.02
 """μ of the simulated data."""
@@ -74,8 +73,6 @@ class SimulationData:
 
 def quantize_scheme(values: np.ndarray, scheme: str, bits: int) -> np.ndarray:
     """The reconstruction ŵ of `values` by `scheme` at `bits`, in float64."""
-    if scheme == "ul2q":
-        return quantize(values, bits).dequantize(np.float64)
     return quantize_with(scheme, values, bits).dequantize(np.float64)
 
 

@@ -5,7 +5,8 @@ For every bit width k = 1..16 this part puts side by side
 * the exact optimal step λ_k* and its loss L(λ_k*) (:func:`ul2q_ref.optimal_lambda`,
   :func:`ul2q_ref.expected_loss`);
 * the step the paper publishes: Table I for k ≤ 8 and, above 8 bits, Algorithm 1's range
-  rule λ = (max − min)/(2^k − 1) (:func:`ul2q_ref.profiles.effective_lambda`), evaluated on
+  rule λ = (max − min)/(2^k − 1)
+  (:func:`ul2q_ref.reproduce.lambda_loss.effective_lambda`), evaluated on
   normalised weights (σ = 1) with max − min taken as its expectation for n standard normal
   values, n = :data:`RANGE_RULE_N` by default;
 * the loss of the published step and its excess over the optimum, in percent;
@@ -29,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from ..api import encode
 from ..gaussian import PAPER_TABLE_I, expected_loss, optimal_lambda
-from ..profiles import expected_range, paper_lambda
-from ..ul2q import encode
+from ..profiles import paper_lambda
+from .lambda_loss import expected_range
 
 BITS = tuple(range(1, 17))
 """The bit widths of the table."""

@@ -1,9 +1,9 @@
 """The CPU implementation of the operators: the project's kernels on the tensor's own memory.
 
 ``tensor.numpy()`` of a CPU tensor is a view of the same memory (no copy, any strides), so the
-compiled kernels of ``ul2q_ref._fast`` read float32 and float64 weights in place and write a
-new array that ``torch.from_numpy`` wraps without copying. Without the extension the NumPy
-reference computes the same bits. Either way the results are bit for bit those of
+compiled kernels of the registry :mod:`ul2q_ref.kernels` (``_fast``, or its NumPy twins when
+the extension is not built) read float32 and float64 weights in place and write a new array
+that ``torch.from_numpy`` wraps without copying. Either way the results are bit for bit those of
 :func:`ul2q_ref.quantize`, :func:`ul2q_ref.encode` and :func:`ul2q_ref.fake_quantize`.
 """
 
@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import backends
+from .. import kernels as registry
 from .._validate import _check_finite
-from ..codebook import reference_decode
-from ..stats import reference_moments
-from ..ul2q import ZERO_POINT, reference_encode
+from ..codebook import code_dtype
+from ..ul2q import ZERO_POINT
 
 _NUMPY_FLOATS = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
@@ -50,49 +49,37 @@ def check_finite_given_moments(array: np.ndarray, mean: np.ndarray, std: np.ndar
 
 
 def _kernels() -> Any:
-    return backends.fast_kernels("auto")
+    """The compiled kernels when built, else their NumPy twins (:mod:`ul2q_ref.kernels`)."""
+    return registry.select("auto")
 
 
 def moments(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
     """μ and σ per channel as float64 vectors (length 1 per tensor); ValueError if `array`
     holds NaN or ±inf."""
-    kernels = _kernels()
     with np.errstate(all="ignore"):  # non-finite input is reported below, not warned about
-        mean, std = (kernels.moments if kernels is not None else reference_moments)(array, axis)
+        mean, std = _kernels().moments(array, axis)
     mean, std = np.atleast_1d(mean).astype(np.float64), np.atleast_1d(std).astype(np.float64)
     check_finite_given_moments(array, mean, std)
     return mean, std
 
 
-def _book(value: np.ndarray, axis: int | None) -> np.float64 | np.ndarray:
-    return np.float64(value[0]) if axis is None else value
-
-
 def encode(array: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
            axis: int | None) -> np.ndarray:
     """Codes of dtype ``code_dtype(bits)``, as :func:`ul2q_ref.encode`."""
-    kernels = _kernels()
-    run = kernels.encode if kernels is not None else reference_encode
-    return run(array, _book(alpha, axis), _book(beta, axis), bits, axis)
+    return _kernels().encode(array, alpha, beta, bits, axis, code_dtype(bits))
 
 
 def decode(codes: np.ndarray, alpha: np.ndarray, beta: np.ndarray, axis: int | None,
            dtype: torch.dtype) -> torch.Tensor:
     """ŵ = α(q − ½) + β in float64, rounded once to `dtype` (bfloat16: via float64 in torch)."""
-    kernels = _kernels()
-    run = kernels.decode if kernels is not None else reference_decode
     target = _NUMPY_FLOATS.get(dtype, np.float64)
-    out = run(codes, _book(alpha, axis), _book(beta, axis), ZERO_POINT, axis, target)
+    out = _kernels().decode(codes, alpha, beta, ZERO_POINT, axis, target)
     return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)
 
 
 def fake_quantize(array: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
                   axis: int | None, dtype: torch.dtype) -> torch.Tensor:
-    """decode(encode(w)) in one pass of the kernel (two steps of the reference)."""
-    kernels = _kernels()
-    if kernels is None:
-        return decode(encode(array, alpha, beta, bits, axis), alpha, beta, axis, dtype)
+    """decode(encode(w)) in one pass of the kernel."""
     target = _NUMPY_FLOATS.get(dtype, np.float64)
-    out = kernels.fake_quantize(array, _book(alpha, axis), _book(beta, axis), bits, axis,
-                                target)
+    out = _kernels().fake_quantize(array, alpha, beta, bits, ZERO_POINT, axis, target)
     return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .. import io as uq_io
-from ..ul2q import quantize as reference_quantize
+from ..api import quantize as reference_quantize
 from .modules import quantized_layers, remove_quantization
 
 _ONNX_INT = {np.dtype(np.int8): 3, np.dtype(np.int16): 5, np.dtype(np.int32): 6}

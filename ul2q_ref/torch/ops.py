@@ -226,6 +226,8 @@ def _decode_op(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
 def _decode_cpu(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
                 dtype: torch.dtype) -> Tensor:
     _cpu_check_book(alpha, beta)
+    if codes.dtype not in (torch.int8, torch.int16, torch.int32):  # e.g. int64: no kernel
+        return _device_decode(codes, alpha, beta, axis, dtype)
     return _cpu.decode(codes.numpy(), alpha.numpy(), beta.numpy(), axis, dtype)
 
 

@@ -2,11 +2,13 @@
 # cython: initializedcheck=False
 """Compiled kernels behind ``backend="fast"``: the same results as the NumPy reference, faster.
 
-:mod:`ul2q_ref.backends` calls exactly four functions of this module -- :func:`moments`,
-:func:`encode`, :func:`decode` and :func:`fake_quantize` -- with input that the public API
-has already validated (finite, non-empty, native-order float32/float64 arrays of any layout;
-``axis`` normalised; α, β float64 scalars or one float64 per channel). Each returns what the
-reference function of the same name returns, bit for bit:
+:mod:`ul2q_ref.kernels` registers four functions of this module -- :func:`moments`,
+:func:`encode`, :func:`decode` and :func:`fake_quantize` -- beside their NumPy twins of the
+same names and signatures in ``ul2q_ref/kernels/reference.py``. The public layer
+(:mod:`ul2q_ref.api`) validates, picks the dtypes and calls them with valid input (finite,
+non-empty, native-order float32/float64 arrays of any layout; ``axis`` in ``0..ndim-1``;
+α, β float64 vectors with one entry per channel). This module imports nothing from the
+Python package. Each returns what its twin returns, bit for bit:
 
 * the codes and reconstructions are computed with the reference's float64 operations in the
   reference's order (one subtraction, one true division, floor, clip; one product, one sum,
@@ -1010,13 +1012,45 @@ cdef int _moments_rows(const Plan* p, const real_t* src, Py_ssize_t n_rows,
 # ---------------------------------------------------------------------------------------------
 # The Python-visible kernels
 # ---------------------------------------------------------------------------------------------
+#
+# The calling convention is the registry's (ul2q_ref/kernels/__init__.py), shared with the
+# NumPy twins of ul2q_ref/kernels/reference.py: the public layer has validated the input and
+# picked the dtypes; these functions check only that the memory they loop over is of the
+# types they were compiled for (and raise the same errors as the twins when it is not).
 
-def _channel_values(values, Py_ssize_t channels):
-    """α or β as a C-contiguous float64 vector with one entry per channel."""
-    vector = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1))
-    if vector.size != channels:
-        vector = np.ascontiguousarray(np.broadcast_to(vector, (channels,)))
-    return vector
+_FLOAT_WIDTHS = {np.dtype(np.float16): 2, np.dtype(np.float32): 4, np.dtype(np.float64): 8}
+_CODE_WIDTHS = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 4}
+
+
+def _check_weights(weights):
+    if not isinstance(weights, np.ndarray) or weights.dtype not in (
+            np.dtype(np.float32), np.dtype(np.float64)) or weights.size == 0:
+        raise TypeError("weights must be a non-empty native float32 or float64 numpy array")
+
+
+def _check_axis(array, axis):
+    if axis is not None and not 0 <= axis < array.ndim:
+        raise ValueError(f"axis must be None or in 0..{array.ndim - 1}, got {axis!r}")
+
+
+def _channel_vector(values, Py_ssize_t channels, name):
+    """α or β: a float64 vector with exactly one entry per channel (1 without an axis)."""
+    if (not isinstance(values, np.ndarray) or values.dtype != np.float64 or values.ndim != 1
+            or values.shape[0] != channels):
+        raise ValueError(f"{name} must be a 1-D float64 array of {channels} value(s)")
+    return np.ascontiguousarray(values)
+
+
+def _check_bits(bits):
+    if not 1 <= bits <= 16:
+        raise ValueError(f"bits must be in 1..16, got {bits!r}")
+
+
+def _float_width(dtype):
+    width = _FLOAT_WIDTHS.get(np.dtype(dtype), 0)
+    if width == 0:
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype!r}")
+    return width
 
 
 def _aligned(array):
@@ -1025,12 +1059,8 @@ def _aligned(array):
     return array if array.flags.aligned else np.array(array)
 
 
-def _per_channel_result(values, axis):
-    if axis is None:
-        return np.float64(values[0])
-    result = np.array(values, dtype=np.float64)
-    result.setflags(write=False)
-    return result
+def _channels(array, axis):
+    return 1 if axis is None else array.shape[axis]
 
 
 def moments(weights, axis):
@@ -1041,18 +1071,20 @@ def moments(weights, axis):
     weights : numpy.ndarray
         Finite float32 or float64 values, any shape and layout (not modified).
     axis : int or None
-        The channel axis (normalised to ``0..ndim-1``), or None for the whole tensor.
+        The channel axis (in ``0..ndim-1``), or None for the whole tensor.
 
     Returns
     -------
-    mean, std : numpy.float64 or numpy.ndarray
-        Bit for bit the result of :func:`ul2q_ref.stats.reference_moments`: scalars for
-        ``axis=None``, else read-only float64 vectors with one entry per channel.
+    mean, std : numpy.ndarray
+        float64 vectors with one entry per channel (one entry without an axis), bit for bit
+        those of ``ul2q_ref.kernels.reference.moments``.
     """
+    _check_weights(weights)
+    _check_axis(weights, axis)
     cdef cnp.ndarray w = _aligned(weights)
     cdef Plan plan
     _rows_plan(&plan, w, axis)
-    cdef Py_ssize_t rows = 1 if axis is None else w.shape[axis]
+    cdef Py_ssize_t rows = _channels(w, axis)
     cdef Py_ssize_t row_length = w.size // rows
     means = np.empty(rows, dtype=np.float64)
     stds = np.empty(rows, dtype=np.float64)
@@ -1064,7 +1096,7 @@ def moments(weights, axis):
     else:
         _moments_rows(&plan, <const double*>cnp.PyArray_DATA(w), rows, row_length, &m[0],
                       &s[0])
-    return _per_channel_result(means, axis), _per_channel_result(stds, axis)
+    return means, stds
 
 
 cdef class _CodeBook:
@@ -1074,8 +1106,8 @@ cdef class _CodeBook:
 
     def __init__(self, alpha, beta, Py_ssize_t channels, int bits, double zero):
         cdef const double[::1] a, b, sa
-        self.alpha = _channel_values(alpha, channels)
-        self.beta = _channel_values(beta, channels)
+        self.alpha = _channel_vector(alpha, channels, "alpha")
+        self.beta = _channel_vector(beta, channels, "beta")
         self.safe_alpha = np.where(self.alpha == 0.0, 1.0, self.alpha)
         a = self.alpha
         b = self.beta
@@ -1088,48 +1120,43 @@ cdef class _CodeBook:
         self.book.zero = zero
 
 
-def _code_dtype(bits):
-    # the same rule as ul2q_ref.codebook.code_dtype (imported lazily: that module imports
-    # ul2q_ref.backends, which imports this one)
-    from .codebook import code_dtype
-    return code_dtype(bits)
-
-
-def _channels(array, axis):
-    return 1 if axis is None else array.shape[axis]
-
-
-def encode(weights, alpha, beta, bits, axis):
+def encode(weights, alpha, beta, bits, axis, dtype):
     """The μL2Q codes q = clip(floor((w − β)/α) + 1, 1 − 2^(k−1), 2^(k−1)); 1 where α = 0.
 
     Parameters
     ----------
     weights : numpy.ndarray
         Finite float32 or float64 values, any shape and layout (not modified).
-    alpha, beta : numpy.float64 or numpy.ndarray
-        The code book: scalars, or one float64 per channel along `axis`.
+    alpha, beta : numpy.ndarray
+        The code book: float64 vectors, one entry per channel along `axis` (one without).
     bits : int
         The bit width k, 1 to 16.
     axis : int or None
         The channel axis of per-channel α, β.
+    dtype : numpy.dtype
+        The code dtype, int8, int16 or int32, wide enough for the k-bit range.
 
     Returns
     -------
     numpy.ndarray
-        Codes of dtype ``code_dtype(bits)`` with the shape of `weights`, bit for bit those of
-        :func:`ul2q_ref.ul2q.reference_encode`.
+        Codes of `dtype` with the shape of `weights`, bit for bit those of
+        ``ul2q_ref.kernels.reference.encode``.
     """
+    _check_weights(weights)
+    _check_axis(weights, axis)
+    _check_bits(bits)
+    cdef int width = _CODE_WIDTHS.get(np.dtype(dtype), 0)
+    if width == 0:
+        raise TypeError(f"dtype must be int8, int16 or int32, got {dtype!r}")
     cdef cnp.ndarray w = _aligned(weights)
     cdef Plan plan
     cdef _CodeBook code_book = _CodeBook(alpha, beta, _channels(w, axis), bits, 0.0)
-    code_dtype = _code_dtype(bits)
-    out = _elementwise_plan(&plan, w, axis, code_dtype)
+    out = _elementwise_plan(&plan, w, axis, np.dtype(dtype))
     cdef Py_ssize_t total = w.size
     cdef int threads = _threads_for(total, (total + ELEMENT_TASK - 1) // ELEMENT_TASK)
     cdef void* dst = cnp.PyArray_DATA(out)
     cdef void* src = cnp.PyArray_DATA(w)
     cdef bint single = w.dtype == np.float32
-    cdef int width = np.dtype(code_dtype).itemsize
     with nogil:
         if single and width == 1:
             _encode_all(&plan, <const float*>src, <int8_t*>dst, total, &code_book.book, threads)
@@ -1151,40 +1178,39 @@ def encode(weights, alpha, beta, bits, axis):
     return out
 
 
-_NATIVE_FLOATS = {np.dtype(np.float16): 2, np.dtype(np.float32): 4, np.dtype(np.float64): 8}
-
-
-def fake_quantize(weights, alpha, beta, bits, axis, dtype):
-    """The μL2Q reconstruction ŵ = α·(q − ½) + β, without materialising the codes q.
+def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
+    """The μL2Q reconstruction ŵ = α·(q − z) + β, without materialising the codes q.
 
     Parameters
     ----------
     weights : numpy.ndarray
         Finite float32 or float64 values, any shape and layout (not modified).
-    alpha, beta : numpy.float64 or numpy.ndarray
-        The code book: scalars, or one float64 per channel along `axis`.
+    alpha, beta : numpy.ndarray
+        The code book: float64 vectors, one entry per channel along `axis` (one without).
     bits : int
         The bit width k, 1 to 16.
+    zero_point : float
+        z (½ for μL2Q: ``ul2q_ref.ul2q.ZERO_POINT``).
     axis : int or None
         The channel axis of per-channel α, β.
     dtype : numpy.dtype
-        The float dtype of the result.
+        The float dtype of the result: float16, float32 or float64.
 
     Returns
     -------
     numpy.ndarray
-        ``decode(encode(weights, alpha, beta, bits, axis), alpha, beta, 0.5, axis, dtype)``,
-        bit for bit, in one pass.
+        ``decode(encode(weights, alpha, beta, bits, axis, ...), alpha, beta, zero_point, axis,
+        dtype)``, bit for bit, in one pass.
     """
+    _check_weights(weights)
+    _check_axis(weights, axis)
+    _check_bits(bits)
+    cdef int width = _float_width(dtype)
     cdef cnp.ndarray w = _aligned(weights)
     cdef Plan plan
-    # z = ½: ul2q_ref.ul2q.ZERO_POINT (a test checks that they agree)
-    cdef _CodeBook code_book = _CodeBook(alpha, beta, _channels(w, axis), bits, 0.5)
-    dtype = np.dtype(dtype)
-    cdef int width = _NATIVE_FLOATS.get(dtype, 0)
-    if width == 0:  # another float type (e.g. longdouble): round the float64 result once
-        return fake_quantize(weights, alpha, beta, bits, axis, np.float64).astype(dtype)
-    out = _elementwise_plan(&plan, w, axis, dtype)
+    cdef _CodeBook code_book = _CodeBook(alpha, beta, _channels(w, axis), bits,
+                                         float(zero_point))
+    out = _elementwise_plan(&plan, w, axis, np.dtype(dtype))
     cdef Py_ssize_t total = w.size
     cdef int threads = _threads_for(total, (total + ELEMENT_TASK - 1) // ELEMENT_TASK)
     cdef void* dst = cnp.PyArray_DATA(out)
@@ -1213,41 +1239,35 @@ def decode(codes, alpha, beta, zero_point, axis, dtype):
     Parameters
     ----------
     codes : numpy.ndarray
-        Integer codes (int8, int16 or int32 are decoded here; other integer types go to the
-        reference), any shape and layout (not modified).
-    alpha, beta : numpy.float64 or numpy.ndarray
-        The code book: scalars, or one float64 per channel along `axis`.
+        int8, int16 or int32 codes, any shape and layout (not modified).
+    alpha, beta : numpy.ndarray
+        The code book: float64 vectors, one entry per channel along `axis` (one without).
     zero_point : float
         z.
     axis : int or None
         The channel axis of per-channel α, β.
     dtype : numpy.dtype
-        The float dtype of the result.
+        The float dtype of the result: float16, float32 or float64.
 
     Returns
     -------
     numpy.ndarray
-        Bit for bit the result of :func:`ul2q_ref.codebook.reference_decode`.
+        Bit for bit the result of ``ul2q_ref.kernels.reference.decode``.
     """
+    if not isinstance(codes, np.ndarray) or codes.dtype not in _CODE_WIDTHS:
+        raise TypeError("codes must be an int8, int16 or int32 numpy array")
+    _check_axis(codes, axis)
+    cdef int width = _float_width(dtype)
+    cdef int cw = _CODE_WIDTHS[codes.dtype]
     cdef cnp.ndarray q = _aligned(codes)
     cdef Plan plan
-    dtype = np.dtype(dtype)
-    cdef int width = _NATIVE_FLOATS.get(dtype, 0)
-    code_width = {np.dtype(np.int8): 1, np.dtype(np.int16): 2,
-                  np.dtype(np.int32): 4}.get(q.dtype, 0)
-    if code_width == 0:  # e.g. int64 codes: nothing to gain, defer to the definition
-        from .codebook import reference_decode
-        return reference_decode(codes, alpha, beta, zero_point, axis, dtype)
-    if width == 0:  # another float type (e.g. longdouble): round the float64 result once
-        return decode(codes, alpha, beta, zero_point, axis, np.float64).astype(dtype)
     cdef _CodeBook code_book = _CodeBook(alpha, beta, _channels(q, axis), 0,
                                          float(zero_point))
-    out = _elementwise_plan(&plan, q, axis, dtype)
+    out = _elementwise_plan(&plan, q, axis, np.dtype(dtype))
     cdef Py_ssize_t total = q.size
     cdef int threads = _threads_for(total, (total + ELEMENT_TASK - 1) // ELEMENT_TASK)
     cdef void* dst = cnp.PyArray_DATA(out)
     cdef void* src = cnp.PyArray_DATA(q)
-    cdef int cw = code_width
     with nogil:
         if cw == 1:
             if width == 4:

@@ -1,0 +1,93 @@
+"""The kernel registry: each compiled kernel beside its NumPy twin, under the same name.
+
+Four kernels carry the work of μL2Q: ``moments`` (μ, σ per channel), ``encode`` (the codes
+for a code book α, β), ``decode`` (ŵ = α(q − z) + β) and ``fake_quantize`` (encode then
+decode in one pass). Each exists twice with the same name and signature:
+
+* :mod:`ul2q_ref.kernels.reference`: NumPy, running the definitions of :mod:`ul2q_ref.stats`,
+  :mod:`ul2q_ref.ul2q` and :mod:`ul2q_ref.codebook`;
+* ``ul2q_ref.kernels._fast`` (``kernels/_fast.pyx``, optional): Cython loops that give the
+  same bits, faster. It imports nothing from this package.
+
+The calling convention (valid input only, as the public layer :mod:`ul2q_ref.api` prepares
+it): weights a finite, non-empty, native float32/float64 array of any layout; ``axis`` None
+or in ``0..ndim-1``; α and β float64 vectors with one entry per channel (one entry without an
+axis); the output dtype chosen by the caller (codes int8/int16/int32 wide enough for k bits;
+reconstructions float16/float32/float64). Both twins reject the same malformed calls with
+the same exception types. ``tests/test_kernels.py`` walks :data:`REGISTRY` and checks every
+pair bit for bit.
+
+Backends: every public function with a ``backend`` argument accepts ``"auto"`` (the compiled
+kernels when they are built, the reference otherwise), ``"fast"`` (the compiled kernels,
+raising ImportError with build instructions when they are missing) and ``"reference"``
+(always NumPy), under every profile (:func:`select`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+
+from . import reference
+
+# The compiled kernels may use OpenMP. GNU libgomp's default is to spin while waiting for
+# work, which on a busy machine made two threads slower than one; it reads this setting only
+# when it is loaded, so it is set (unless the user chose otherwise) before the import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def _import_fast() -> ModuleType | None:
+    try:  # pragma: no cover - depends on how the package was built
+        from . import _fast  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover
+        return None
+    return _fast
+
+
+fast: ModuleType | None = _import_fast()
+"""The compiled kernels ``ul2q_ref.kernels._fast``, or None when they are not built."""
+
+HAVE_FAST: bool = fast is not None
+"""True when the compiled kernels ``ul2q_ref.kernels._fast`` are importable."""
+
+NAMES = ("moments", "encode", "decode", "fake_quantize")
+"""The kernels, by name: each is a function of :mod:`.reference` and of ``_fast``."""
+
+BACKENDS = ("auto", "fast", "reference")
+"""The values of every ``backend=`` argument."""
+
+REGISTRY: dict[str, tuple[Callable[..., object], Callable[..., object] | None]] = {
+    name: (getattr(reference, name), None if fast is None else getattr(fast, name))
+    for name in NAMES
+}
+"""name -> (NumPy twin, compiled kernel or None when the extension is not built)."""
+
+
+def select(backend: str) -> ModuleType:
+    """The kernel module for `backend`: ``_fast`` or :mod:`.reference`.
+
+    Raises
+    ------
+    ValueError
+        If `backend` is not one of ``"auto"``, ``"fast"``, ``"reference"``.
+    ImportError
+        If ``backend="fast"`` and the extension was not built.
+    """
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        choices = ", ".join(map(repr, BACKENDS))
+        raise ValueError(f"backend must be one of {choices}, got {backend!r}")
+    if backend == "reference":
+        return reference
+    if fast is None:
+        if backend == "fast":
+            raise ImportError(
+                "backend='fast' needs the compiled extension ul2q_ref.kernels._fast, which is "
+                "not built. Install a C compiler and reinstall from the source tree with "
+                "`pip install .` (or build in place with `python setup.py build_ext "
+                "--inplace`), without UL2Q_PURE_PYTHON set."
+            )
+        return reference
+    return fast
+
+
+__all__ = ["BACKENDS", "HAVE_FAST", "NAMES", "REGISTRY", "reference", "select"]

@@ -1,0 +1,109 @@
+"""The NumPy twins of the compiled kernels: the same names, signatures, checks and results.
+
+Each function checks the kernel calling convention (:mod:`ul2q_ref.kernels`) exactly as the
+Cython kernel of the same name does, raising the same exception types, and then runs the
+definition: :func:`ul2q_ref.stats.moments`, :func:`ul2q_ref.ul2q.encode` and
+:func:`ul2q_ref.codebook.decode`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import codebook, stats, ul2q
+from .._channels import channel_count
+
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_CODES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
+
+
+def _check_weights(weights: Any, axis: int | None) -> None:
+    if not isinstance(weights, np.ndarray) or weights.dtype not in _FLOATS[1:] \
+            or weights.size == 0:
+        raise TypeError("weights must be a non-empty native float32 or float64 numpy array")
+    _check_axis(weights, axis)
+
+
+def _check_axis(array: np.ndarray, axis: int | None) -> None:
+    if axis is not None and not 0 <= axis < array.ndim:
+        raise ValueError(f"axis must be None or in 0..{array.ndim - 1}, got {axis!r}")
+
+
+def _check_code_book(alpha: Any, beta: Any, channels: int) -> None:
+    for name, values in (("alpha", alpha), ("beta", beta)):
+        if (not isinstance(values, np.ndarray) or values.dtype != np.float64
+                or values.ndim != 1 or values.shape[0] != channels):
+            raise ValueError(f"{name} must be a 1-D float64 array of {channels} value(s)")
+
+
+def _check_bits(bits: int) -> None:
+    if not 1 <= bits <= 16:
+        raise ValueError(f"bits must be in 1..16, got {bits!r}")
+
+
+def _check_float_dtype(dtype: Any) -> None:
+    if np.dtype(dtype) not in _FLOATS:
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype!r}")
+
+
+def moments(weights: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """μ and σ of every channel (float64 vectors): :func:`ul2q_ref.stats.moments`."""
+    _check_weights(weights, axis)
+    return stats.moments(weights, axis)
+
+
+def encode(
+    weights: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    bits: int,
+    axis: int | None,
+    dtype: Any,
+) -> np.ndarray:
+    """The μL2Q codes for (α, β), as `dtype` (int8/int16/int32): :func:`ul2q_ref.ul2q.encode`."""
+    _check_weights(weights, axis)
+    _check_bits(bits)
+    if np.dtype(dtype) not in _CODES:
+        raise TypeError(f"dtype must be int8, int16 or int32, got {dtype!r}")
+    _check_code_book(alpha, beta, channel_count(weights.shape, axis))
+    return ul2q.encode(weights, alpha, beta, bits, axis).astype(dtype, copy=False)
+
+
+def decode(
+    codes: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    zero_point: float,
+    axis: int | None,
+    dtype: Any,
+) -> np.ndarray:
+    """ŵ = α(q − z) + β rounded once to `dtype`: :func:`ul2q_ref.codebook.decode`."""
+    if not isinstance(codes, np.ndarray) or codes.dtype not in _CODES:
+        raise TypeError("codes must be an int8, int16 or int32 numpy array")
+    _check_axis(codes, axis)
+    _check_float_dtype(dtype)
+    _check_code_book(alpha, beta, channel_count(codes.shape, axis))
+    return codebook.decode(codes, alpha, beta, float(zero_point), axis, np.dtype(dtype))
+
+
+def fake_quantize(
+    weights: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    bits: int,
+    zero_point: float,
+    axis: int | None,
+    dtype: Any,
+) -> np.ndarray:
+    """``decode(encode(w, α, β, k, axis), α, β, z, axis, dtype)``: the reconstruction ŵ."""
+    _check_weights(weights, axis)
+    _check_bits(bits)
+    _check_float_dtype(dtype)
+    _check_code_book(alpha, beta, channel_count(weights.shape, axis))
+    codes = ul2q.encode(weights, alpha, beta, bits, axis)
+    return codebook.decode(codes, alpha, beta, float(zero_point), axis, np.dtype(dtype))
+
+
+__all__ = ["decode", "encode", "fake_quantize", "moments"]
