@@ -119,4 +119,4 @@ def test_the_checker_finds_real_dependencies():
     assert "ul2q_ref.stats" in GRAPH["ul2q_ref.ul2q"]
     assert "ul2q_ref.kernels" in GRAPH["ul2q_ref.api"]
     assert "ul2q_ref.ul2q" in GRAPH["ul2q_ref.kernels.reference"]
-    assert "ul2q_ref.crosscheck.encoding" in GRAPH["ul2q_ref.torch"]  # inside a function
+    assert "ul2q_ref.crosscheck.encoding" in GRAPH["ul2q_ref.torch.crosscheck"]

@@ -1,0 +1,402 @@
+r"""μL2Q as PyTorch operators: ``ul2q::moments``, ``ul2q::encode``, ``ul2q::decode``,
+``ul2q::fake_quantize``.
+
+Each is a ``torch.library.custom_op`` with a fake (meta) implementation, so ``torch.compile``
+(``fullgraph=True``), ``torch.export`` and FakeTensor shape inference see one opaque node per
+call; ``ul2q::fake_quantize`` has the straight-through gradient ∂L/∂w = ∂L/∂ŵ and a vmap rule.
+
+.. math::
+    β = μ,\quad α = λ_k^* σ,\quad
+    q = \mathrm{clip}\big(\lfloor (w − β)/α \rfloor + 1,\ 1 − 2^{k−1},\ 2^{k−1}\big),\quad
+    \hat w = α(q − ½) + β
+
+**Where it runs and how exact it is** (``mode``):
+
+``"auto"`` (default)
+    On CPU the project's compiled kernel on the tensor's memory (:mod:`ul2q_ref.torch._cpu`):
+    bit for bit :func:`ul2q_ref.fake_quantize`. On any other device torch operations that
+    stay on the device (:mod:`ul2q_ref.torch._device`): the statistics within the stated
+    bound of torch's reductions, the encode and decode steps bit-exact given (α, β).
+``"exact"``
+    Bit for bit the reference on every device: NumPy's summation order replayed in torch
+    (:mod:`ul2q_ref.torch._exact`; a host round trip per call). On CPU the same as "auto".
+``"device"``
+    The device path, on any device (so the CPU can test it).
+
+Input checks happen inside the ops: NaN or ±inf weights raise at run time (ValueError on
+CPU; on other devices ``torch._assert_async``, a RuntimeError, without a host sync), α must
+be finite and ≥ 0 and β finite; the static arguments (bits, axis, mode, dtype) are checked
+when the call is made or traced.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._validate import check_axis, check_bits
+from ..codebook import code_range
+from ..gaussian import optimal_lambda
+from . import _cpu, _device, _exact
+
+MODES = ("auto", "exact", "device")
+"""Values of ``mode``: see the module docstring."""
+
+_CODE_DTYPES = ((7, torch.int8), (15, torch.int16), (16, torch.int32))
+
+
+class TorchQuantized(NamedTuple):
+    """Codes and code book from :func:`quantize` (tensors on the input's device).
+
+    ``codes`` has the input's shape and the reference's code dtype (int8 for k ≤ 7, int16 up
+    to 15, int32 at 16); ``alpha`` and ``beta`` are float64 with one value per channel
+    (shape ``(channels,)``, ``(1,)`` per tensor); ``lam`` is λ_k*.
+    """
+
+    codes: Tensor
+    alpha: Tensor
+    beta: Tensor
+    lam: float
+
+
+def code_dtype(bits: int) -> torch.dtype:
+    """The integer dtype of k-bit codes, as :func:`ul2q_ref.codebook.code_dtype`."""
+    return next(dtype for top, dtype in _CODE_DTYPES if bits <= top)
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def check_weights(w: Any, name: str = "w") -> Tensor:
+    """`w` if it is a non-empty floating-point tensor; TypeError/ValueError otherwise."""
+    if not isinstance(w, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(w).__name__}")
+    if not w.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {w.dtype}; "
+                        f"convert it first, e.g. {name}.float()")
+    if w.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(w.shape)}); it needs at least one value")
+    return w
+
+
+def check_mode(mode: Any) -> str:
+    """`mode` if it is one of :data:`MODES`."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    return mode
+
+
+def _check(w: Any, bits: int, axis: Any, mode: str = "auto") -> tuple[Tensor, int, int | None]:
+    w = check_weights(w)
+    return w, check_bits(bits), check_axis(axis, w.dim())
+
+
+def _channels(w: Tensor, axis: int | None) -> int:
+    return 1 if axis is None else w.shape[axis]
+
+
+def _rows(w: Tensor, axis: int | None) -> Tensor:
+    """`w` as ``(channels, values)`` in float64."""
+    w = w.detach().to(torch.float64)
+    return w.reshape(1, -1) if axis is None else w.movedim(axis, 0).reshape(w.shape[axis], -1)
+
+
+def _book_shape(ndim: int, axis: int | None) -> list[int]:
+    shape = [1] * ndim
+    if axis is not None:
+        shape[axis] = -1
+    return shape
+
+
+def _use_kernel(w: Tensor, mode: str) -> bool:
+    """Whether the CPU implementation runs the compiled kernel (else the device path)."""
+    return mode != "device"
+
+
+def _device_check_finite(w: Tensor, name: str) -> None:
+    torch._assert_async(torch.isfinite(w).all(), f"{name} contains NaN or ±inf")
+
+
+def _device_check_book(alpha: Tensor, beta: Tensor) -> None:
+    torch._assert_async((torch.isfinite(alpha) & (alpha >= 0)).all(),
+                        "alpha must be finite and >= 0")
+    torch._assert_async(torch.isfinite(beta).all(), "beta must be finite")
+
+
+def _cpu_check_book(alpha: Tensor, beta: Tensor) -> None:
+    a, b = alpha.numpy(), beta.numpy()
+    if not np.isfinite(a).all():
+        raise ValueError("alpha must be finite (a scale), got NaN or ±inf")
+    if (a < 0).any():
+        raise ValueError("alpha must be >= 0 (a scale), got a negative value")
+    if not np.isfinite(b).all():
+        raise ValueError("beta must be finite, got NaN or ±inf")
+
+
+# --------------------------------------------------------------------------- the steps on a device
+
+
+def _device_moments(w: Tensor, axis: int | None, mode: str) -> tuple[Tensor, Tensor]:
+    rows = _rows(w, axis)
+    return (_exact if mode == "exact" else _device).row_moments(rows)
+
+
+def _device_codes(w: Tensor, alpha: Tensor, beta: Tensor, bits: int, axis: int | None
+                  ) -> Tensor:
+    """Codes as float64 values: a true float64 division, floor, +1, clip; 1 where α = 0."""
+    lowest, highest = code_range(bits)
+    shape = _book_shape(w.dim(), axis)
+    scale, offset = alpha.reshape(shape), beta.reshape(shape)
+    steps = (w.detach().to(torch.float64) - offset) / scale
+    codes = torch.clamp(torch.floor(steps) + 1.0, lowest, highest)
+    return torch.where(scale == 0.0, torch.ones_like(codes), codes)
+
+
+def _device_decode(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
+                   dtype: torch.dtype) -> Tensor:
+    shape = _book_shape(codes.dim(), axis)
+    return (alpha.reshape(shape) * (codes.to(torch.float64) - 0.5)
+            + beta.reshape(shape)).to(dtype)
+
+
+# --------------------------------------------------------------------------- ul2q::moments
+
+
+def _moments_on_device(w: Tensor, axis: int | None, mode: str) -> tuple[Tensor, Tensor]:
+    _device_check_finite(w, "w")
+    return _device_moments(w, axis, mode)
+
+
+_moments_op = torch.library.custom_op("ul2q::moments", _moments_on_device, mutates_args=())
+
+
+@_moments_op.register_kernel("cpu")
+def _moments_cpu(w: Tensor, axis: int | None, mode: str) -> tuple[Tensor, Tensor]:
+    if not _use_kernel(w, mode):
+        return _moments_on_device(w, axis, mode)  # the device path, forced
+    mean, std = _cpu.moments(_cpu.as_array(w, check=False), axis)  # checks finiteness
+    return torch.from_numpy(mean), torch.from_numpy(std)
+
+
+@_moments_op.register_fake
+def _(w: Tensor, axis: int | None, mode: str) -> tuple[Tensor, Tensor]:
+    channels = _channels(w, axis)
+    return (w.new_empty((channels,), dtype=torch.float64),
+            w.new_empty((channels,), dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------- ul2q::encode
+
+
+@torch.library.custom_op("ul2q::encode", mutates_args=())
+def _encode_op(w: Tensor, alpha: Tensor, beta: Tensor, bits: int, axis: int | None) -> Tensor:
+    _device_check_finite(w, "w")
+    _device_check_book(alpha, beta)
+    return _device_codes(w, alpha, beta, bits, axis).to(code_dtype(bits))
+
+
+@_encode_op.register_kernel("cpu")
+def _encode_cpu(w: Tensor, alpha: Tensor, beta: Tensor, bits: int, axis: int | None
+                ) -> Tensor:
+    array = _cpu.as_array(w)
+    _cpu_check_book(alpha, beta)
+    codes = _cpu.encode(array, alpha.numpy(), beta.numpy(), bits, axis)
+    return torch.from_numpy(codes)
+
+
+@_encode_op.register_fake
+def _(w: Tensor, alpha: Tensor, beta: Tensor, bits: int, axis: int | None) -> Tensor:
+    return torch.empty_like(w, dtype=code_dtype(bits), memory_format=torch.contiguous_format)
+
+
+# --------------------------------------------------------------------------- ul2q::decode
+
+
+@torch.library.custom_op("ul2q::decode", mutates_args=())
+def _decode_op(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
+               dtype: torch.dtype) -> Tensor:
+    _device_check_book(alpha, beta)
+    return _device_decode(codes, alpha, beta, axis, dtype)
+
+
+@_decode_op.register_kernel("cpu")
+def _decode_cpu(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
+                dtype: torch.dtype) -> Tensor:
+    _cpu_check_book(alpha, beta)
+    if codes.dtype not in (torch.int8, torch.int16, torch.int32):  # e.g. int64: no kernel
+        return _device_decode(codes, alpha, beta, axis, dtype)
+    return _cpu.decode(codes.numpy(), alpha.numpy(), beta.numpy(), axis, dtype)
+
+
+@_decode_op.register_fake
+def _(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
+      dtype: torch.dtype) -> Tensor:
+    return torch.empty_like(codes, dtype=dtype, memory_format=torch.contiguous_format)
+
+
+# --------------------------------------------------------------------------- ul2q::fake_quantize
+
+
+def _fake_quantize_on_device(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+    _device_check_finite(w, "w")
+    mean, std = _device_moments(w, axis, mode)
+    alpha = optimal_lambda(bits) * std
+    codes = _device_codes(w, alpha, mean, bits, axis)
+    return _device_decode(codes, alpha, mean, axis, w.dtype)
+
+
+_fake_quantize_op = torch.library.custom_op("ul2q::fake_quantize", _fake_quantize_on_device,
+                                            mutates_args=())
+
+
+@_fake_quantize_op.register_kernel("cpu")
+def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+    if not _use_kernel(w, mode):
+        return _fake_quantize_on_device(w, bits, axis, mode)  # the device path, forced
+    array = _cpu.as_array(w, check=False)
+    mean, std = _cpu.moments(array, axis)  # checks finiteness
+    alpha = optimal_lambda(bits) * std
+    return _cpu.fake_quantize(array, alpha, mean, bits, axis, w.dtype)
+
+
+@_fake_quantize_op.register_fake
+def _(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+    return torch.empty_like(w, memory_format=torch.contiguous_format)
+
+
+def _straight_through(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+    """∂L/∂w = ∂L/∂ŵ: the gradient passes through the quantiser unchanged (no clipping)."""
+    return grad, None, None, None
+
+
+_fake_quantize_op.register_autograd(_straight_through)
+
+
+@_fake_quantize_op.register_vmap
+def _(info: Any, in_dims: tuple[Any, ...], w: Tensor, bits: int, axis: int | None,
+      mode: str) -> tuple[Tensor, int]:
+    """A batch of tensors quantised one by one: the batch dimension becomes a channel axis."""
+    batched = w.movedim(in_dims[0], 0)
+    if axis is None:
+        return _fake_quantize_op(batched, bits, 0, mode), 0
+    moved = batched.movedim(axis + 1, 1)  # (batch, channels, ...): one (α, β) per pair
+    flat = moved.reshape(moved.shape[0] * moved.shape[1], *moved.shape[2:])
+    out = _fake_quantize_op(flat, bits, 0, mode).reshape(moved.shape)
+    return out.movedim(1, axis + 1), 0
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def _book(value: Any, channels: int, device: torch.device, name: str) -> Tensor:
+    """α or β as a float64 vector of one value per channel (a scalar is broadcast)."""
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be real, got {value.dtype}")
+        book = value.detach().to(device=device, dtype=torch.float64).reshape(-1)
+    else:
+        book = torch.as_tensor(value, dtype=torch.float64, device=device).reshape(-1)
+    if book.numel() == 1:
+        return book.expand(channels).contiguous()
+    if book.numel() != channels:
+        raise ValueError(f"{name} must hold one value per channel ({channels}), "
+                         f"got {book.numel()} values")
+    return book.contiguous()
+
+
+def moments(w: Tensor, axis: int | None = None, *, mode: str = "auto") -> tuple[Tensor, Tensor]:
+    """μ and σ of `w` (per channel along `axis`) as float64 tensors of shape ``(channels,)``."""
+    w, _, axis = _check(w, 1, axis)
+    return _moments_op(w, axis, check_mode(mode))
+
+
+def encode(w: Tensor, alpha: Any, beta: Any, bits: int, axis: int | None = None) -> Tensor:
+    r"""q = clip(⌊(w − β)/α⌋ + 1, 1 − 2^(k−1), 2^(k−1)) in float64; 1 where α = 0.
+
+    `alpha` (finite, ≥ 0) and `beta` (finite) hold one value per channel along `axis` (or one
+    value). Bit-exact with :func:`ul2q_ref.encode` on every device.
+    """
+    w, bits, axis = _check(w, bits, axis)
+    channels = _channels(w, axis)
+    return _encode_op(w, _book(alpha, channels, w.device, "alpha"),
+                      _book(beta, channels, w.device, "beta"), bits, axis)
+
+
+def decode(codes: Tensor, alpha: Any, beta: Any, axis: int | None = None,
+           dtype: torch.dtype = torch.float32) -> Tensor:
+    r"""ŵ = α(q − ½) + β in float64, rounded once to `dtype` (bit-exact on every device)."""
+    if not isinstance(codes, Tensor):
+        raise TypeError(f"codes must be a torch.Tensor, got {type(codes).__name__}")
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise TypeError(f"codes must be an integer tensor, got {codes.dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    axis = check_axis(axis, codes.dim())
+    channels = _channels(codes, axis)
+    return _decode_op(codes, _book(alpha, channels, codes.device, "alpha"),
+                      _book(beta, channels, codes.device, "beta"), axis, dtype)
+
+
+def quantize(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto"
+             ) -> TorchQuantized:
+    """μL2Q codes and code book of `w`: α = λ_k* σ, β = μ per channel."""
+    w, bits, axis = _check(w, bits, axis)
+    mean, std = _moments_op(w, axis, check_mode(mode))
+    lam = optimal_lambda(bits)
+    alpha = lam * std
+    return TorchQuantized(_encode_op(w, alpha, mean, bits, axis), alpha, mean, lam)
+
+
+def fake_quantize(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto"
+                  ) -> Tensor:
+    """The reconstruction ŵ of `w` in w's dtype, with the straight-through gradient."""
+    w, bits, axis = _check(w, bits, axis)
+    return _fake_quantize_op(w, bits, axis, check_mode(mode))
+
+
+def ul2q(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto") -> Tensor:
+    """Apply k-bit μL2Q to `w` with the straight-through gradient (``ul2q::fake_quantize``)."""
+    return fake_quantize(w, bits, axis, mode=mode)
+
+
+class UL2QFunction(torch.autograd.Function):
+    """ŵ = μL2Q(w) forward, straight-through backward, as an ``autograd.Function``.
+
+    :func:`ul2q` (the custom operator) is what ``torch.compile`` and ``torch.export`` see;
+    this class is for ``torch.func`` transforms (``grad``, ``vjp``, ``jacrev``), which
+    PyTorch 2.13 does not run through a custom operator's registered autograd formula
+    (its generated ``autograd.Function`` has no ``setup_context``):
+    ``torch.func.grad(lambda w: loss(UL2QFunction.apply(w, 2, 0)))(w)`` works, and so does
+    ``vmap`` (its rule is generated from the operator's own vmap rule).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(w: Tensor, bits: int, axis: int | None) -> Tensor:
+        return fake_quantize(w, bits, axis)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        """Nothing to save: the gradient passes through unchanged."""
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
+        return grad_output, None, None
+
+
+__all__ = [
+    "MODES",
+    "TorchQuantized",
+    "UL2QFunction",
+    "code_dtype",
+    "decode",
+    "encode",
+    "fake_quantize",
+    "moments",
+    "quantize",
+    "ul2q",
+]
