@@ -259,10 +259,8 @@ def test_tampered_quantized_files_are_one_line_errors(tmp_path, weights_file):
 
 
 def test_quantized_round_trip_keeps_the_caffe_profile(tmp_path):
-    from ul2q_ref.profiles import quantize_with_profile
-
     w = np.random.default_rng(3).normal(0.2, 1.5, size=(40,)).astype(np.float32)
-    made = quantize_with_profile(w, 3, profile="caffe")
+    made = uq.quantize(w, 3, profile="caffe")
     path = tmp_path / "caffe.npz"
     uio.save_quantized(path, made)
     loaded = uio.load_quantized(path)

@@ -26,12 +26,30 @@ import numpy as np
 from . import codebook, gaussian, profiles, schemes, ul2q
 from ._channels import channel_count
 from ._validate import as_weights, check_axis, check_bits, output_dtype
-from .codebook import Quantized, channel_vector, code_dtype, public_parameter
+from .codebook import (
+    Quantized,
+    UnrepresentableError,
+    channel_vector,
+    check_representable,
+    code_dtype,
+    public_parameter,
+)
 from .gaussian import LambdaRow
 from .kernels import select
 
 _KERNEL_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _KERNEL_CODES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
+
+
+# --------------------------------------------------------------------------- representability
+
+
+def check_result(result: Quantized, dtype: Any = None) -> Quantized:
+    """:func:`check_representable` for a :class:`Quantized` decoded to `dtype` (its own)."""
+    lowest, highest = codebook.scheme_code_range(result.scheme, result.bits)
+    check_representable(result.alpha, result.beta, result.zero_point, lowest, highest,
+                        result.dtype if dtype is None else dtype)
+    return result
 
 
 # --------------------------------------------------------------------------- statistics
@@ -117,6 +135,8 @@ def quantize(
     kernels = select(backend)
     mean, std = kernels.moments(weights, channel_axis)
     alpha, beta, lam = ul2q.code_book(mean, std, bits)
+    dtype = output_dtype(weights, w)
+    check_representable(alpha, beta, ul2q.ZERO_POINT, *codebook.code_range(bits), dtype)
     codes = kernels.encode(weights, alpha, beta, bits, channel_axis, code_dtype(bits))
     return Quantized(
         codes=codes,
@@ -127,7 +147,7 @@ def quantize(
         lam=float(lam[0]),
         axis=channel_axis,
         scheme="ul2q",
-        dtype=output_dtype(weights, w),
+        dtype=dtype,
     )
 
 
@@ -153,6 +173,7 @@ def fake_quantize(
     kernels = select(backend)
     mean, std = kernels.moments(weights, channel_axis)
     alpha, beta, _ = ul2q.code_book(mean, std, bits)
+    check_representable(alpha, beta, ul2q.ZERO_POINT, *codebook.code_range(bits), dtype)
     return kernels.fake_quantize(weights, alpha, beta, bits, ul2q.ZERO_POINT, channel_axis,
                                  dtype)
 
@@ -174,7 +195,7 @@ def _with_profile(
             f"with axis={axis!r}"
         )
     return profiles.quantize_with_profile(record, record.prepare(weights), bits, channel_axis,
-                                          dtype, kernels)
+                                          dtype, kernels)  # Quantized checks its levels
 
 
 def encode(
@@ -250,7 +271,7 @@ def quantize_with(
     if record.uses_kernels:
         return quantize(w, bits, axis=axis, backend=backend)
     select(backend)
-    return schemes.quantize_with(scheme, w, bits, axis=axis)
+    return schemes.quantize_with(scheme, w, bits, axis=axis)  # Quantized checks its levels
 
 
 def fake_quantize_with(
@@ -290,6 +311,7 @@ def dequantize(quantized: Quantized, dtype: Any = None, *, backend: str = "auto"
     out_dtype = np.dtype(quantized.dtype if dtype is None else dtype)
     if out_dtype.kind != "f":
         raise TypeError(f"dtype must be a float dtype, got {out_dtype}")
+    check_result(quantized, out_dtype)
     return decode_with(select(backend), quantized.codes, quantized.alpha, quantized.beta,
                        quantized.zero_point, quantized.axis, out_dtype)
 
@@ -329,18 +351,29 @@ codebook.public_dequantize = dequantize
 # --------------------------------------------------------------------------- the optimal step
 
 
+LAMBDA_MAX = 1e100
+"""The largest step λ (in units of σ) :func:`expected_loss` and its derivative accept.
+
+Useful steps are below 2; up to 1e100 the loss (≈ λ²/4 for huge λ) is computed correctly
+(tests/test_hardening.py compares it with mpmath); beyond, intermediate squares overflow, so
+larger λ is a ValueError rather than an OverflowError or a wrong number."""
+
+
 def _check_lam(lam: Any) -> float:
     value = float(lam)
     if not (math.isfinite(value) and value > 0.0):
         raise ValueError(f"lam must be a finite positive step, got {lam!r}")
+    if value > LAMBDA_MAX:
+        raise ValueError(f"lam must be at most {LAMBDA_MAX:g} (a step in units of σ; useful "
+                         f"steps are below 2), got {lam!r}")
     return value
 
 
 def expected_loss(lam: float, bits: int) -> float:
     """The expected L2 loss L(λ) of the k-bit quantiser on N(0, 1).
 
-    See :func:`ul2q_ref.gaussian.expected_loss`; `lam` must be a finite step λ > 0 and
-    `bits` an integer from 1 to 16.
+    See :func:`ul2q_ref.gaussian.expected_loss`; `lam` must be a step 0 < λ ≤
+    :data:`LAMBDA_MAX` (1e100) and `bits` an integer from 1 to 16 (else ValueError).
     """
     return gaussian.expected_loss(_check_lam(lam), check_bits(bits))
 
@@ -362,6 +395,9 @@ def lambda_table(bits: Iterable[int] = range(1, 17)) -> list[LambdaRow]:
 
 
 __all__ = [
+    "UnrepresentableError",
+    "check_representable",
+    "check_result",
     "decode_with",
     "dequantize",
     "encode",

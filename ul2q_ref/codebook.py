@@ -49,6 +49,117 @@ def storage_dtype(lowest: int, highest: int) -> np.dtype:
     raise ValueError(f"codes {lowest}..{highest} do not fit in 32 bits")
 
 
+SCHEME_BITS = {"ul2q": (1, 16), "binary": (1, 1), "ternary": (2, 2), "fixed_point": (1, 16),
+               "clip": (2, 16)}
+"""The bit widths each scheme's codes can be made for."""
+
+SCHEME_ZERO_POINTS = {"ul2q": 0.5, "binary": 0.0, "ternary": 0.0, "fixed_point": 0.0,
+                      "clip": 0.0}
+"""z of each scheme's code book ŵ = α(q − z) + β."""
+
+
+def scheme_code_range(scheme: str, bits: int) -> tuple[int, int]:
+    """The smallest and largest code `scheme` makes at `bits` bits.
+
+    μL2Q {1 − 2^(k−1), …, 2^(k−1)}; binary and ternary {−1, 0, 1} (binary uses ±1);
+    fixed point {−2^(k−1), …, 2^(k−1) − 1}; clip {−(2^(k−1) − 1), …, 2^(k−1) − 1}.
+    """
+    half = 2 ** (bits - 1)
+    return {"ul2q": (1 - half, half), "binary": (-1, 1), "ternary": (-1, 1),
+            "fixed_point": (-half, half - 1), "clip": (1 - half, half - 1)}[scheme]
+
+
+def check_quantized_parts(codes: Any, alpha: Any, beta: Any, zero_point: Any, bits: Any,
+                          axis: Any, scheme: Any, *, allow_nan_alpha: bool = False,
+                          source: str = "") -> None:
+    """Raise ValueError unless the parts make a consistent quantised tensor.
+
+    codes signed integers within `scheme`'s range at `bits`; bits an integer in the scheme's
+    range (1..16 at most); axis None or in ``0..codes.ndim-1``; α and β one value (axis
+    None) or one per channel; α finite and ≥ 0 (NaN allowed for the caffe profile's
+    negative-variance channels with `allow_nan_alpha`); β finite; z the scheme's.
+    """
+    where = f"{source}: " if source else ""
+    if not isinstance(scheme, str) or scheme not in SCHEME_BITS:
+        raise ValueError(f"{where}unknown scheme {scheme!r} (known: {', '.join(SCHEME_BITS)})")
+    low, high = SCHEME_BITS[scheme]
+    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or \
+            not low <= bits <= high:
+        span = f"{low}" if low == high else f"{low}..{high}"
+        raise ValueError(f"{where}bits must be {span} for scheme {scheme}, got {bits!r}")
+    codes = np.asarray(codes)
+    if codes.dtype.kind != "i":
+        raise ValueError(f"{where}codes must be signed integers, got {codes.dtype}")
+    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int | np.integer)
+                             or not 0 <= axis < codes.ndim):
+        raise ValueError(f"{where}axis {axis!r} is out of range for codes of shape "
+                         f"{codes.shape}")
+    channels = 1 if axis is None else codes.shape[axis]
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiu":
+            raise ValueError(f"{where}{name} must be real numbers, got {array.dtype}")
+        if (axis is None and array.size != 1) or (axis is not None and array.shape !=
+                                                  (channels,)):
+            raise ValueError(f"{where}{name} has shape {array.shape}; expected "
+                             + ("one value" if axis is None else f"({channels},), one per "
+                                f"channel along axis {axis}"))
+    alpha_array = np.asarray(alpha, dtype=np.float64).reshape(-1)
+    nan = np.isnan(alpha_array)
+    bad = ~nan & ~(np.isfinite(alpha_array) & (alpha_array >= 0))
+    if bad.any() or (nan.any() and not allow_nan_alpha):
+        value = alpha_array[bad][0] if bad.any() else np.nan
+        raise ValueError(f"{where}alpha must be finite and >= 0, got {value}")
+    if not np.isfinite(np.asarray(beta, dtype=np.float64)).all():
+        raise ValueError(f"{where}beta must be finite")
+    if zero_point != SCHEME_ZERO_POINTS[scheme]:
+        raise ValueError(f"{where}zero point must be {SCHEME_ZERO_POINTS[scheme]} for scheme "
+                         f"{scheme}, got {zero_point!r}")
+    lowest, highest = scheme_code_range(scheme, int(bits))
+    if codes.size and (int(codes.min()) < lowest or int(codes.max()) > highest):
+        value = codes[(codes < lowest) | (codes > highest)].reshape(-1)[0]
+        raise ValueError(f"{where}code {int(value)} is outside {lowest}..{highest}, the range "
+                         f"of {bits}-bit {scheme}")
+
+
+class UnrepresentableError(ValueError, ArithmeticError):
+    """A finite input whose code book has a level the output dtype cannot hold (see
+    docs/spec.md, "Numbers that cannot be represented")."""
+
+
+def check_representable(alpha: Any, beta: Any, zero_point: float, lowest: int, highest: int,
+                        dtype: Any) -> None:
+    r"""Refuse a code book with a level that does not fit `dtype` as a finite number.
+
+    The levels are ŵ = α(q − z) + β for every code q in ``lowest..highest``; the extreme
+    ones, q = lowest and q = highest, are evaluated per channel as the decoder does (float64,
+    then rounded once to `dtype`). If either is not finite — α or β not finite, or a level
+    beyond the dtype's largest finite value — this raises :class:`UnrepresentableError`
+    naming the dtype, the code and the level, and the remedy (quantise float64 input). α that
+    is NaN (the caffe profile's negative-variance channels) is skipped: that defect is part
+    of the profile. Every :class:`Quantized` checks its own levels against its dtype at
+    construction; :mod:`ul2q_ref.api` re-exports this for the fused fake-quantise path, for
+    decoding to another dtype, and for the PyTorch bridge.
+    """
+    out = np.dtype(dtype)
+    a = np.asarray(alpha, dtype=np.float64).reshape(-1)
+    b = np.broadcast_to(np.asarray(beta, dtype=np.float64).reshape(-1), a.shape)
+    for q in (lowest, highest):
+        with np.errstate(over="ignore", invalid="ignore"):
+            wide = a * (float(q) - zero_point) + b
+            level = wide.astype(out)
+        bad = ~np.isnan(a) & ~np.isfinite(level)
+        if bad.any():
+            channel = int(np.flatnonzero(bad)[0])
+            where = "" if a.size == 1 else f" (channel {channel})"
+            raise UnrepresentableError(
+                f"the reconstruction does not fit {out}: the level α(q − z) + β for code "
+                f"q = {q}{where} is {float(wide[channel]):.6g}, beyond {out}'s largest finite "
+                f"value {float(np.finfo(out).max):.6g}; quantise float64 input (or decode "
+                "with dtype=np.float64) instead"
+                + (" (no float dtype holds it)" if not np.isfinite(wide[channel]) else ""))
+
+
 def public_parameter(values: np.ndarray, axis: int | None) -> np.float64 | np.ndarray:
     """The public form of a per-channel vector: a float64 scalar without an axis, else a
     read-only float64 vector with one entry per channel."""
@@ -110,8 +221,22 @@ class Quantized:
     dtype: np.dtype
 
     def __post_init__(self) -> None:
-        if self.codes.dtype.kind != "i":
-            raise TypeError(f"codes must be signed integers, got {self.codes.dtype}")
+        if not isinstance(self.codes, np.ndarray) or self.codes.dtype.kind != "i":
+            kind = getattr(self.codes, "dtype", type(self.codes).__name__)
+            raise TypeError(f"codes must be a signed integer array, got {kind}")
+        axis = self.axis
+        if axis is not None and not isinstance(axis, bool) and \
+                isinstance(axis, int | np.integer) and -self.codes.ndim <= axis < 0:
+            object.__setattr__(self, "axis", int(axis) % self.codes.ndim)  # one meaning
+        check_quantized_parts(self.codes, self.alpha, self.beta, self.zero_point, self.bits,
+                              self.axis, self.scheme,
+                              allow_nan_alpha=getattr(self, "profile", "exact") == "caffe",
+                              source="Quantized")
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+        if self.dtype.kind != "f":
+            raise TypeError(f"Quantized: dtype must be a float dtype, got {self.dtype}")
+        check_representable(self.alpha, self.beta, self.zero_point,
+                            *scheme_code_range(self.scheme, self.bits), self.dtype)
         for name in ("codes", "alpha", "beta"):
             value = getattr(self, name)
             if isinstance(value, np.ndarray) and value.flags.writeable:

@@ -40,7 +40,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .codebook import Quantized
+from .codebook import Quantized, check_quantized_parts
 
 FORMAT = "ul2q-ref/quantized-v2"
 """The format of files written by :func:`save_quantized`."""
@@ -53,9 +53,6 @@ MAX_MEMBER_BYTES = 1 << 30
 
 MAX_RATIO = 100
 """The largest compression ratio of an ``.npz`` member above 1 MiB (a decompression bomb)."""
-
-MAX_BITS = 16
-
 
 class FileFormatError(ValueError):
     """A file that cannot be read as what it should be; the message names the file."""
@@ -310,72 +307,6 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 # --------------------------------------------------------------------------- quantised tensors
-
-_SCHEME_BITS = {"ul2q": (1, 16), "binary": (1, 1), "ternary": (2, 2), "fixed_point": (1, 16),
-                "clip": (2, 16)}
-_ZERO_POINTS = {"ul2q": 0.5}
-
-
-def scheme_code_range(scheme: str, bits: int) -> tuple[int, int]:
-    """The smallest and largest code `scheme` makes at `bits` bits."""
-    half = 2 ** (bits - 1)
-    return {"ul2q": (1 - half, half), "binary": (-1, 1), "ternary": (-1, 1),
-            "fixed_point": (-half, half - 1), "clip": (1 - half, half - 1)}[scheme]
-
-
-def check_quantized_parts(codes: Any, alpha: Any, beta: Any, zero_point: Any, bits: Any,
-                          axis: Any, scheme: Any, *, allow_nan_alpha: bool = False,
-                          source: str = "") -> None:
-    """Raise ValueError unless the parts make a consistent quantised tensor.
-
-    codes signed integers within `scheme`'s range at `bits`; bits an integer in the scheme's
-    range (1..16 at most); axis None or in range of ``codes.ndim``; α and β one value (axis
-    None) or one per channel; α finite and ≥ 0 (NaN allowed for the caffe profile's
-    negative-variance channels with `allow_nan_alpha`); β finite; z the scheme's.
-    """
-    where = f"{source}: " if source else ""
-    if not isinstance(scheme, str) or scheme not in _SCHEME_BITS:
-        raise ValueError(f"{where}unknown scheme {scheme!r} (known: {', '.join(_SCHEME_BITS)})")
-    low, high = _SCHEME_BITS[scheme]
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or \
-            not low <= bits <= high:
-        span = f"{low}" if low == high else f"{low}..{high}"
-        raise ValueError(f"{where}bits must be {span} for scheme {scheme}, got {bits!r}")
-    codes = np.asarray(codes)
-    if codes.dtype.kind != "i":
-        raise ValueError(f"{where}codes must be signed integers, got {codes.dtype}")
-    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))
-                             or not 0 <= axis < codes.ndim):
-        raise ValueError(f"{where}axis {axis!r} is out of range for codes of shape "
-                         f"{codes.shape}")
-    channels = 1 if axis is None else codes.shape[axis]
-    for name, value in (("alpha", alpha), ("beta", beta)):
-        array = np.asarray(value)
-        if array.dtype.kind not in "fiu":
-            raise ValueError(f"{where}{name} must be real numbers, got {array.dtype}")
-        if (axis is None and array.size != 1) or (axis is not None and array.shape !=
-                                                  (channels,)):
-            raise ValueError(f"{where}{name} has shape {array.shape}; expected "
-                             + ("one value" if axis is None else f"({channels},), one per "
-                                f"channel along axis {axis}"))
-    alpha_array = np.asarray(alpha, dtype=np.float64)
-    nan = np.isnan(alpha_array)
-    if (nan.any() and not allow_nan_alpha) or np.isinf(alpha_array).any() or \
-            (alpha_array[~nan] < 0).any():
-        raise ValueError(f"{where}alpha must be finite and >= 0, got "
-                         f"{alpha_array[~(np.isfinite(alpha_array) & (alpha_array >= 0))][0]}")
-    if not np.isfinite(np.asarray(beta, dtype=np.float64)).all():
-        raise ValueError(f"{where}beta must be finite")
-    expected_zero = _ZERO_POINTS.get(scheme, 0.0)
-    if zero_point != expected_zero:
-        raise ValueError(f"{where}zero point must be {expected_zero} for scheme {scheme}, got "
-                         f"{zero_point!r}")
-    lowest, highest = scheme_code_range(scheme, int(bits))
-    if codes.size and (int(codes.min()) < lowest or int(codes.max()) > highest):
-        bad = codes[(codes < lowest) | (codes > highest)].reshape(-1)[0]
-        raise ValueError(f"{where}code {int(bad)} is outside {lowest}..{highest}, the range of "
-                         f"{bits}-bit {scheme}")
-
 
 def quantized_arrays(quantized: Quantized) -> dict[str, np.ndarray]:
     """The arrays that describe `quantized`, as stored by :func:`save_quantized`."""

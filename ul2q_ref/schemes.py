@@ -27,6 +27,7 @@ pass and run them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -91,8 +92,19 @@ def _rows(weights: np.ndarray, axis: int | None) -> np.ndarray:
 
 
 def mean_magnitude(values: np.ndarray) -> float:
-    """E|w| of a 1-D float64 array."""
-    return float(np.abs(values).mean())
+    """E|w| of a 1-D float64 array, without overflow.
+
+    The plain mean is used whenever its sum is finite (every ordinary input, so results are
+    unchanged); a sum that overflows (values near ±1.8e308) is redone as m·E[|w|/m] with
+    m = max|w|, which cannot overflow.
+    """
+    magnitudes = np.abs(values)
+    with np.errstate(over="ignore"):
+        mean = float(magnitudes.mean())
+    if math.isfinite(mean):
+        return mean
+    largest = float(magnitudes.max())
+    return largest * float((magnitudes / largest).mean())
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
@@ -140,8 +152,8 @@ def ternary_statistics(weights: np.ndarray, bits: int, axis: int | None) -> Sche
 
 def _ternary_scale(values: np.ndarray, threshold: float) -> float:
     """Mean of |w| over the values beyond the threshold (0 when there are none)."""
-    beyond = np.abs(values[np.abs(values) > threshold])
-    return float(beyond.mean()) if beyond.size else 0.0
+    beyond = values[np.abs(values) > threshold]
+    return mean_magnitude(beyond) if beyond.size else 0.0
 
 
 def ternary_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import __version__
 from ..gaussian import PAPER_TABLE_I, optimal_lambda
+from ..io import open_regular, read_npy_bytes
 from ..profiles.caffe import LAMBDA_TABLE as CAFFE_LAMBDA_TABLE
 from . import steps
 from .case import (
@@ -222,12 +223,11 @@ def _load_npy(reference: dict[str, str], root: Path) -> np.ndarray:
     file = (root / reference["npy"]).resolve()
     if root.resolve() not in file.parents:
         raise ValueError(f"{reference['npy']}: outside the suite directory")
-    content = file.read_bytes()
+    with open_regular(file) as handle:  # a FIFO or directory is refused, not waited on
+        content = handle.read()
     if hashlib.sha256(content).hexdigest() != reference["sha256"]:
         raise ValueError(f"{reference['npy']}: SHA-256 mismatch (file changed or corrupted)")
-    import io
-
-    return np.load(io.BytesIO(content), allow_pickle=False)
+    return read_npy_bytes(content, reference["npy"])  # header checked against the size
 
 
 def _array(record: Any, dtype: str, root: Path) -> np.ndarray:
