@@ -140,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MNIST_SMALL_PATH,
                         help=f"output .npz (default: {MNIST_SMALL_PATH})")
     args = parser.parse_args(argv)
-    mnist_dir = (args.mnist_dir or default_mnist_dir()).resolve()
+    try:
+        mnist_dir = (args.mnist_dir or default_mnist_dir()).resolve()
+    except ValueError as error:  # neither --mnist-dir nor UL2Q_MNIST_DIR
+        parser.error(str(error).replace("--data mnist:DIR", "--mnist-dir DIR"))
 
     verify_checksums(mnist_dir)
     arrays = build_arrays(mnist_dir)

@@ -242,12 +242,18 @@ def test_profile_decoding_matches_the_module_function_and_fake_quantize():
 def test_defect_alpha_gets_1e7_added_so_a_zero_weight_is_not_reconstructed_as_zero():
     q = uq.quantize(np.float32([0.0]), 2, profile="caffe")
     assert np.float32(q.alpha) == np.float32(1e-7) and q.beta == 0.0
-    assert q.dequantize()[0] == np.float32(5e-8)  # (1 − ½)/r with r = f32(1/f32(1e-7))
+    *_, model_outputs = caffe_scalar(np.float32([0.0]), 2)  # the independent model
+    assert q.dequantize()[0] == model_outputs[0]
+    assert q.dequantize()[0] == pytest.approx(5e-8, rel=1e-6)  # (1 − ½)/r, r = f32(1/f32(1e-7))
     assert uq.fake_quantize(np.float32([0.0]), 2)[0] == 0.0
 
 
 def test_defect_constant_tensor_gives_nan_everywhere_with_a_warning():
-    with pytest.warns(profiles.NegativeVarianceWarning, match=r"negative value \(-3.58e-09\)"):
+    x = f32(0.3)  # the one-pass variance of [0.3] as the scalar model computes it
+    variance = float(f32(f32(f32(0.0) + f32(x * x)) / f32(1.0))) - float(x) ** 2
+    assert variance < 0
+    with pytest.warns(profiles.NegativeVarianceWarning,
+                      match=re.escape(f"negative value ({variance:.3g})")):
         q = uq.quantize(np.float32([0.3]), 2, profile="caffe")
     assert np.isnan(q.alpha) and np.isnan(q.std) and np.all(np.isnan(q.dequantize()))
     with pytest.warns(profiles.NegativeVarianceWarning):

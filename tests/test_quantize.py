@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -112,9 +113,18 @@ def test_per_channel_equals_slice_by_slice(w, bits, data):
 
 @given(weight_arrays(), bit_widths)
 def test_fake_quantize_is_quantize_then_dequantize(w, bits):
-    w_hat = uq.fake_quantize(w, bits, backend="reference")
-    assert w_hat.dtype == w.dtype and w_hat.shape == w.shape
-    np.testing.assert_array_equal(w_hat, uq.quantize(w, bits).dequantize())
+    """ŵ = α(q − ½) + β, from an independent evaluation with Python floats (not our decoder)."""
+    q = uq.quantize(w, bits, backend="reference")
+    alpha, beta = float(q.alpha), float(q.beta)
+    codes = codes_by_python_floats(w, alpha, beta, bits)
+    expected = np.array([alpha * (int(c) - 0.5) + beta for c in codes.ravel()],
+                        dtype=np.float64).reshape(w.shape).astype(w.dtype)
+    for backend in ("reference", "auto"):
+        w_hat = uq.fake_quantize(w, bits, backend=backend)
+        assert w_hat.dtype == w.dtype and w_hat.shape == w.shape
+        np.testing.assert_array_equal(w_hat, expected)
+        np.testing.assert_array_equal(uq.quantize(w, bits, backend=backend).dequantize(),
+                                      expected)
 
 
 @given(weight_arrays(), bit_widths)
@@ -188,12 +198,13 @@ def test_dequantize_function_and_method_agree_and_take_a_dtype():
 
 
 def test_two_bit_reconstruction_levels():
-    q = uq.quantize(np.random.default_rng(3).normal(size=1000), 2)
+    w = np.random.default_rng(3).normal(size=1000)
+    q = uq.quantize(w, 2)
     levels = np.unique(q.dequantize())
-    lam = uq.optimal_lambda(2)
     expected = q.beta + q.alpha * np.array([-1.5, -0.5, 0.5, 1.5])
     np.testing.assert_allclose(levels, expected, rtol=0, atol=1e-15)
-    assert q.alpha == lam * q.moments_std if hasattr(q, "moments_std") else True
+    std = statistics.pstdev(w.tolist())  # the population σ, computed independently
+    assert q.alpha == pytest.approx(uq.optimal_lambda(2) * std, rel=1e-14)
 
 
 def test_encode_checks_its_code_book():

@@ -1,9 +1,10 @@
 """The input contract shared by every public function.
 
-Every public entry point passes its arguments through these checks first, so that bad input
-fails early with a message that names the argument and says what was wrong, and so that the
-mathematics further down only ever sees a finite, non-empty, native-byte-order float32 or
-float64 array. Nothing here modifies the caller's data: conversions always make a new array.
+Every public entry point (:mod:`ul2q_ref.api`, the scheme functions) passes its arguments
+through these checks first, so that bad input fails early with a message that names the
+argument and says what was wrong, and so that the definition further down only ever sees a
+finite, non-empty, native-byte-order float32 or float64 array. Nothing here modifies the
+caller's data: conversions always make a new array.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import numpy as np
 
 MAX_BITS = 16
-"""The widest code supported: codes of up to 16 bits fit in an int16."""
+"""The widest bit width supported. k-bit μL2Q codes span 1 − 2^(k−1) … 2^(k−1), one more
+positive value than k-bit two's complement: k = 16 reaches 32768 and is stored in int32
+(:func:`ul2q_ref.codebook.code_dtype`)."""
 
 _EXACT_INT_LIMIT = 2**53
 """Integers of larger magnitude are not all representable in float64."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -36,7 +37,8 @@ def quantize_tensor(scheme: str, bits: int | None, weights: np.ndarray, *,
     Decoding the result gives exactly what the quantiser of :func:`make_quantizer` returns;
     the export of the integer model relies on it.
     """
-    return quantize_with(scheme, weights, FIXED_BITS.get(scheme, bits), backend=backend)
+    width = cast(int, FIXED_BITS.get(scheme, bits))  # None is rejected by the bit check
+    return quantize_with(scheme, weights, width, backend=backend)
 
 
 def make_quantizer(scheme: str, bits: int | None, *, backend: str = "auto") -> Quantizer | None:
