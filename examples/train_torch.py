@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--axis", type=int, default=0, help="channel axis (-1: per tensor)")
     parser.add_argument("--data", default="mnist-small")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=64, help="global batch size")
+    parser.add_argument("--batch", type=int, default=32, help="global batch size")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
