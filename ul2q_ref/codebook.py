@@ -221,6 +221,8 @@ class Quantized:
     dtype: np.dtype
 
     def __post_init__(self) -> None:
+        if isinstance(self.codes, np.generic):  # a 0-d result of NumPy arithmetic
+            object.__setattr__(self, "codes", np.asarray(self.codes))
         if not isinstance(self.codes, np.ndarray) or self.codes.dtype.kind != "i":
             kind = getattr(self.codes, "dtype", type(self.codes).__name__)
             raise TypeError(f"codes must be a signed integer array, got {kind}")
