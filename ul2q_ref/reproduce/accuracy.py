@@ -82,7 +82,7 @@ PAPER_ACCURACY: dict[str, float | None] = {
 
 OTHER_MODELS_COMMAND: dict[str, str] = {
     "Cifarnet (CIFAR-10)": "python examples/train_torch.py --model cifarnet --data cifar10:DIR",
-    "VGG7-64 (CIFAR-10)": "python examples/train_torch.py --model vgg7-64 --data cifar10:DIR",
+    "VGG7-64 (CIFAR-10)": "python examples/train_torch.py --model vgg7 --data cifar10:DIR",
     "ResNet-18 top-1/top-5 (ImageNet)":
         "python examples/train_torch.py --model resnet18 --data imagefolder:DIR",
 }
