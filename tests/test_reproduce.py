@@ -417,3 +417,11 @@ def test_max_iterations_stops_inside_an_epoch(monkeypatch):
     assert [m.epoch for m in result.history] == [1, 2]
     with pytest.raises(ValueError, match="max_iterations"):
         TrainConfig(max_iterations=0)
+
+
+def test_the_other_table_iv_rows_name_models_the_torch_recipe_has():
+    models = pytest.importorskip("ul2q_ref.torch.models")
+    for command in accuracy.OTHER_MODELS_COMMAND.values():
+        words = command.split()
+        assert words[:2] == ["python", "examples/train_torch.py"]
+        assert words[words.index("--model") + 1] in models.MODELS
