@@ -234,3 +234,15 @@ def test_torch_compile_fullgraph_inductor_matches_eager():
     torch.testing.assert_close(out, eager_out, rtol=1e-5, atol=1e-6)
     for got, p in zip(compiled_grads, model.parameters(), strict=True):
         torch.testing.assert_close(got, p.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("values, dtype", [([3e38, -3e38, 1e38], torch.float32),
+                                           ([65504.0, -65504.0, 0.0], torch.float16)])
+def test_cpu_op_refuses_a_reconstruction_the_dtype_cannot_hold(values, dtype):
+    from ul2q_ref.codebook import UnrepresentableError
+
+    w = torch.tensor(values, dtype=dtype)
+    with pytest.raises(UnrepresentableError, match=str(dtype).split(".")[1]):
+        bridge.fake_quantize(w, 2)
+    reference = np.asarray(values, dtype=np.float64)  # float64 holds every level: no error
+    assert np.isfinite(uq.fake_quantize(reference, 2)).all()

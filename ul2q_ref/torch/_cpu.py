@@ -16,10 +16,12 @@ import torch
 
 from .. import kernels as registry
 from .._validate import _check_finite
-from ..codebook import code_dtype
+from ..codebook import check_representable, code_dtype, code_range
 from ..ul2q import ZERO_POINT
 
 _NUMPY_FLOATS = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+_RANGE_OF = {**_NUMPY_FLOATS, torch.bfloat16: np.float32}
+"""The NumPy dtype whose finite range is the tensor dtype's (bfloat16 spans float32's)."""
 
 
 def as_array(w: torch.Tensor, name: str = "w", *, check: bool = True) -> np.ndarray:
@@ -73,6 +75,9 @@ def decode(codes: np.ndarray, alpha: np.ndarray, beta: np.ndarray, axis: int | N
            dtype: torch.dtype) -> torch.Tensor:
     """ŵ = α(q − ½) + β in float64, rounded once to `dtype` (bfloat16: via float64 in torch)."""
     target = _NUMPY_FLOATS.get(dtype, np.float64)
+    if codes.size:  # the rule of docs/spec.md: no level may overflow to ±inf
+        check_representable(alpha, beta, ZERO_POINT, int(codes.min()), int(codes.max()),
+                            _RANGE_OF.get(dtype, np.float64))
     out = _kernels().decode(codes, alpha, beta, ZERO_POINT, axis, target)
     return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)
 
@@ -81,5 +86,7 @@ def fake_quantize(array: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: 
                   axis: int | None, dtype: torch.dtype) -> torch.Tensor:
     """decode(encode(w)) in one pass of the kernel."""
     target = _NUMPY_FLOATS.get(dtype, np.float64)
+    check_representable(alpha, beta, ZERO_POINT, *code_range(bits),
+                        _RANGE_OF.get(dtype, np.float64))
     out = _kernels().fake_quantize(array, alpha, beta, bits, ZERO_POINT, axis, target)
     return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)
