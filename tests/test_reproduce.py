@@ -175,7 +175,7 @@ def test_recipes_state_table_ii_and_the_fork_s_solver():
     assert (caffe.model, caffe.batch, caffe.weight_decay, caffe.iterations) == (
         "lenet5-bn", 100, 4e-4, 30_000)
     assert caffe.milestones(60_000) == pytest.approx((16_000 / 600, 24_000 / 600))
-    config = ReproduceConfig(full=True, recipe="caffe").train_config(60_000)
+    config = ReproduceConfig(full=True, recipe="caffe", data="mnist:/d").train_config(60_000)
     assert (config.model, config.batch, config.lr_policy, config.max_iterations,
             config.epochs) == ("lenet5-bn", 100, "multistep", 30_000, 50)
 

@@ -291,7 +291,7 @@ def _normality(config, dataset, out, draw, log, state):
         caption = None
         if base.data == QUICK_DATA:
             caption = ("A short run on the embedded subset: these weights are still close to "
-                       "their initialisation and cannot judge the normality premise; the "
+                       "their initialisation\nand cannot judge the normality premise; the "
                        "full run (docs/reproduction.md) can.")
         drawn.append(figures.normality_figure(data, normality.layer_weights(model),
                                               normality.layer_weights(initial),
