@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 
@@ -341,8 +342,10 @@ def test_cli_runs_one_part(tmp_path, capsys):
     assert "report.md" in capsys.readouterr().out
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert saved["part_order"] == ["simulation"] and saved["run"]["seed"] == 5
-    assert saved["run"]["command"] == (f"ul2q-ref reproduce simulation --out {out} --seed 5 "
-                                       "--quiet")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    jobs = f" --jobs {cores}" if cores != 1 else ""  # --jobs auto: one per usable core
+    assert saved["run"]["command"] == (f"ul2q-ref reproduce simulation --out {out} --seed 5"
+                                       f"{jobs} --quiet")
 
 
 def test_cli_rejects_a_bad_part_name(capsys):
@@ -367,7 +370,8 @@ def test_cli_rejects_bad_data_before_running_anything(data, message, tmp_path, c
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--quick", "--full"], ["--seeds", "0"],
-                                  ["--jobs", "0"], ["--epochs", "2", "--iterations", "5"],
+                                  ["--jobs", "0"], ["--jobs", "many"],
+                                  ["--epochs", "2", "--iterations", "5"],
                                   ["--recipe", "imagenet"], ["--layers", "some"]])
 def test_cli_rejects_bad_options(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..reproduce import PARTS, QUICK_DATA, QUICK_EPOCHS, ReproduceConfig, reproduce
@@ -21,6 +22,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int:
+    """--jobs: a positive count, or ``auto`` for the cores this process may use."""
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {text!r}") from None
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -36,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             f"Quick mode (default) trains on the embedded MNIST subset ({QUICK_DATA}) for "
-            f"{QUICK_EPOCHS} epoch per run and takes about three minutes on two cores. The full "
+            f"{QUICK_EPOCHS} epoch per run and takes about two minutes on two cores. The full "
             "reproduction (docs/reproduction.md): ul2q-ref reproduce --data mnist:DIR "
             "--iterations 10000 --seeds 3 --jobs 2 (--full takes the directory from "
             "UL2Q_MNIST_DIR and the recipe's own length). An unfinished run resumes when "
@@ -71,8 +83,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="seed of every random draw, and the first training seed (0)")
     parser.add_argument("--seeds", type=_positive, default=1, metavar="N",
                         help="trainings per configuration, seeds SEED..SEED+N-1 (1)")
-    parser.add_argument("--jobs", type=_positive, default=1, metavar="N",
-                        help="trainings at a time, in processes with one BLAS thread each (1)")
+    parser.add_argument("--jobs", type=_jobs, default="auto", metavar="N",
+                        help="trainings at a time, in processes with one BLAS thread each; "
+                             "auto (default): one per usable core")
     parser.add_argument("--force", action="store_true",
                         help="replace a finished report in --out and retrain its runs")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
