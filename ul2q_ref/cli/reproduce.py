@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             f"Quick mode (default) trains on the embedded MNIST subset ({QUICK_DATA}) for "
-            f"{QUICK_EPOCHS} epoch per run and takes about two minutes on two cores. The full "
+            f"{QUICK_EPOCHS} epoch per run and takes about a minute on two cores. The full "
             "reproduction (docs/reproduction.md): ul2q-ref reproduce --data mnist:DIR "
             "--iterations 10000 --seeds 3 --jobs 2 (--full takes the directory from "
             "UL2Q_MNIST_DIR and the recipe's own length). An unfinished run resumes when "
