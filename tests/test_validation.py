@@ -127,3 +127,45 @@ def test_fast_backend_without_the_extension_says_how_to_build_it(monkeypatch):
 def test_dequantize_needs_a_quantized():
     with pytest.raises(TypeError, match="quantized must be a Quantized"):
         uq.dequantize(np.zeros(3))
+
+
+def _finiteness_cases():
+    """Tensors with NaN or ±inf at every position, in constant and varying channels."""
+    rng = np.random.default_rng(7)
+    bases = {
+        "varying": rng.standard_normal((3, 5)),
+        "constant": np.full((3, 5), 0.25),
+        "constant rows": np.repeat(rng.standard_normal((3, 1)), 5, axis=1),
+        "huge": rng.standard_normal((3, 5)) * 1e300,  # float64 only: the scaled path
+    }
+    for label, base in bases.items():
+        for dtype in (np.float32, np.float64):
+            if label == "huge" and dtype == np.float32:
+                continue
+            for bad in (np.nan, np.inf, -np.inf):
+                for position in np.ndindex(base.shape):
+                    w = base.astype(dtype)
+                    w[position] = bad
+                    yield pytest.param(w, id=f"{label}-{np.dtype(dtype).name}-{bad}-{position}")
+
+
+@pytest.mark.skipif(not uq.HAVE_FAST, reason="the compiled kernels are not built")
+@pytest.mark.parametrize("w", list(_finiteness_cases()))
+def test_the_finiteness_check_riding_on_the_moments_finds_every_bad_value(w):
+    """The compiled path skips the isfinite pass when the moments prove finiteness; the
+    error must still be the plain scan's, with the count and the first position."""
+    bad = int(np.count_nonzero(~np.isfinite(w)))
+    first = tuple(int(i) for i in np.argwhere(~np.isfinite(w))[0])
+    expected = (f"w contains {bad} non-finite value{'s' if bad != 1 else ''} (NaN or ±inf); "
+                f"the first is {w[first]} at index {first}")
+    calls = [
+        lambda kw: uq.moments(w, **kw),
+        lambda kw: uq.quantize(w, 2, **kw),
+        lambda kw: uq.fake_quantize(w, 4, **kw),
+    ]
+    for call in calls:
+        for axis in (None, 0, 1):
+            for backend in ("fast", "reference"):
+                with pytest.raises(ValueError) as raised:
+                    call({"axis": axis, "backend": backend})
+                assert str(raised.value) == expected

@@ -23,12 +23,16 @@ _EXACT_INT_LIMIT = 2**53
 """Integers of larger magnitude are not all representable in float64."""
 
 
-def as_weights(w: Any, name: str = "w") -> np.ndarray:
+def as_weights(w: Any, name: str = "w", *, check_finite: bool = True) -> np.ndarray:
     """Return `w` as a finite, non-empty float32 or float64 array in native byte order.
 
     float32 and float64 arrays are used as they are (a view, never written to); float16
     becomes float32 and integers become float64, both exactly. Big-endian input is converted
     to native byte order. A list or scalar is converted with ``np.asarray``.
+
+    ``check_finite=False`` leaves out the scan for NaN and ±inf, for callers that compute the
+    moments next and let :func:`check_finite_given_moments` decide from them whether the scan
+    is needed (one pass over the weights fewer).
 
     Raises
     ------
@@ -63,7 +67,8 @@ def as_weights(w: Any, name: str = "w") -> np.ndarray:
             array = array.astype(np.float32)
         elif not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
-        _check_finite(array, name)
+        if check_finite:
+            _check_finite(array, name)
         return array
     # integers: exact in float64 only up to 2**53 in magnitude
     if array.dtype.itemsize >= 8:
@@ -89,6 +94,23 @@ def _check_finite(array: np.ndarray, name: str) -> None:
         f"{name} contains {bad} non-finite value{'s' if bad != 1 else ''} (NaN or ±inf); "
         f"the first is {value} at {where}"
     )
+
+
+def check_finite_given_moments(array: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                               name: str = "w") -> None:
+    """The finiteness check of :func:`as_weights`, skipped where the moments prove it.
+
+    μ and σ of a channel are sums over all its values, so a NaN or ±inf in a channel makes
+    its μ or σ non-finite, except in a channel found constant (σ = 0), whose sums the kernels
+    skip. So when every μ and σ is finite and every σ > 0, every value is finite; otherwise
+    every value is scanned, and the error is exactly the one :func:`as_weights` raises
+    (how many, and where the first is). Both kernel backends keep this property
+    (``tests/test_validation.py`` places NaN and ±inf at every position of constant and
+    non-constant channels).
+    """
+    if np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all():
+        return
+    _check_finite(array, name)
 
 
 def check_bits(bits: Any, name: str = "bits", low: int = 1, high: int = MAX_BITS) -> int:

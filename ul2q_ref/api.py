@@ -25,7 +25,13 @@ import numpy as np
 
 from . import codebook, gaussian, profiles, schemes, ul2q
 from ._channels import channel_count
-from ._validate import as_weights, check_axis, check_bits, output_dtype
+from ._validate import (
+    as_weights,
+    check_axis,
+    check_bits,
+    check_finite_given_moments,
+    output_dtype,
+)
 from .codebook import (
     Quantized,
     UnrepresentableError,
@@ -35,6 +41,7 @@ from .codebook import (
     public_parameter,
 )
 from .gaussian import LambdaRow
+from .kernels import reference as reference_kernels
 from .kernels import select
 
 _KERNEL_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -53,6 +60,26 @@ def check_result(result: Quantized, dtype: Any = None) -> Quantized:
 
 
 # --------------------------------------------------------------------------- statistics
+
+
+def _weights(w: Any, kernels: ModuleType) -> np.ndarray:
+    """`w` through :func:`as_weights`; NaN and ±inf are looked for here only by the reference.
+
+    The reference kernels scan the weights before the moments, the contract's definition;
+    with the compiled kernels the scan rides on the moments (:func:`_moments`), one pass over
+    the weights fewer, with the same error.
+    """
+    return as_weights(w, check_finite=kernels is reference_kernels)
+
+
+def _moments(
+    weights: np.ndarray, axis: int | None, kernels: ModuleType
+) -> tuple[np.ndarray, np.ndarray]:
+    """μ, σ of every channel of weights from :func:`_weights`, which are now known finite."""
+    mean, std = kernels.moments(weights, axis)
+    if kernels is not reference_kernels:
+        check_finite_given_moments(weights, mean, std)
+    return mean, std
 
 
 def moments(
@@ -82,9 +109,10 @@ def moments(
     mean, std : numpy.float64 or numpy.ndarray
         Scalars for ``axis=None``, else read-only float64 vectors with one entry per channel.
     """
-    weights = as_weights(w)
+    kernels = select(backend)
+    weights = _weights(w, kernels)
     channel_axis = check_axis(axis, weights.ndim)
-    mean, std = select(backend).moments(weights, channel_axis)
+    mean, std = _moments(weights, channel_axis, kernels)
     return public_parameter(mean, channel_axis), public_parameter(std, channel_axis)
 
 
@@ -129,11 +157,11 @@ def quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile)
-    weights = as_weights(w)
+    kernels = select(backend)
+    weights = _weights(w, kernels)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
-    kernels = select(backend)
-    mean, std = kernels.moments(weights, channel_axis)
+    mean, std = _moments(weights, channel_axis, kernels)
     alpha, beta, lam = ul2q.code_book(mean, std, bits)
     dtype = output_dtype(weights, w)
     check_representable(alpha, beta, ul2q.ZERO_POINT, *codebook.code_range(bits), dtype)
@@ -166,12 +194,12 @@ def fake_quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile).dequantize()
-    weights = as_weights(w)
+    kernels = select(backend)
+    weights = _weights(w, kernels)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
+    mean, std = _moments(weights, channel_axis, kernels)
     dtype = output_dtype(weights, w)
-    kernels = select(backend)
-    mean, std = kernels.moments(weights, channel_axis)
     alpha, beta, _ = ul2q.code_book(mean, std, bits)
     check_representable(alpha, beta, ul2q.ZERO_POINT, *codebook.code_range(bits), dtype)
     return kernels.fake_quantize(weights, alpha, beta, bits, ul2q.ZERO_POINT, channel_axis,

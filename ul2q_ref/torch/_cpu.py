@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import kernels as registry
-from .._validate import _check_finite
+from .._validate import _check_finite, check_finite_given_moments
 from ..codebook import check_representable, code_dtype, code_range
 from ..ul2q import ZERO_POINT
 
@@ -33,21 +33,6 @@ def as_array(w: torch.Tensor, name: str = "w", *, check: bool = True) -> np.ndar
     if check:
         _check_finite(array, name)
     return array
-
-
-def check_finite_given_moments(array: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                               name: str = "w") -> None:
-    """The finiteness check, skipped when the statistics already prove it.
-
-    A channel that is not constant has all its values in the sums behind μ and σ, so a NaN or
-    ±inf there makes μ or σ non-finite. Only when some μ or σ is non-finite, or some σ = 0 (a
-    constant channel, whose sums are skipped), is every value checked: one pass over the
-    weights saved in the common case. (tests/test_torch_ops.py places NaN and ±inf at every
-    position of constant and non-constant channels to hold this true.)
-    """
-    if np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all():
-        return
-    _check_finite(array, name)
 
 
 def _kernels() -> Any:
