@@ -15,9 +15,10 @@ from typing import cast
 
 import numpy as np
 
-from .. import Quantized
+from .. import Quantized, ul2q
 from .._validate import check_bits
 from ..api import fake_quantize_with, quantize_with
+from ..kernels import select
 from ..schemes import SCHEMES
 
 SCHEME_NAMES = ("float", "ul2q", "binary", "ternary", "fixed_point", "clip")
@@ -53,11 +54,50 @@ def make_quantizer(scheme: str, bits: int | None, *, backend: str = "auto") -> Q
         return None
     bits = FIXED_BITS.get(scheme, bits)
     bits = check_bits(bits, low=SCHEMES[scheme].bits[0])
+    if scheme == "ul2q":
+        return _Ul2qQuantizer(bits, backend)
 
     def quantizer(weights: np.ndarray) -> np.ndarray:  # = quantize_tensor(...).dequantize()
         return fake_quantize_with(scheme, weights, bits, backend=backend)
     quantizer.__qualname__ = f"{scheme}:{bits}"
     return quantizer
+
+
+class _Ul2qQuantizer:
+    r"""w_f ↦ w_q = α(q − ½) + β, μL2Q per tensor, for the training loop's every forward pass.
+
+    The first call goes through the public :func:`ul2q_ref.fake_quantize` (the whole input
+    contract: dtype, NaN and ±inf, a representable code book). Later calls run the steps of
+    the definition on the kernels directly, with no validation, since they see the same
+    layer's shadow weights after an optimiser step: the same dtype and shape, finite unless
+    training diverged, which the trainer's loss check reports (:mod:`ul2q_ref.nn.train`).
+    Input of another dtype or shape goes through the public call again. The result is the
+    public call's, bit for bit (tests/nn/test_qat.py).
+    """
+
+    def __init__(self, bits: int, backend: str) -> None:
+        self.bits = bits
+        self.backend = backend
+        self.kernels = select(backend)
+        self._checked: tuple[np.dtype, tuple[int, ...]] | None = None
+
+    def __call__(self, weights: np.ndarray) -> np.ndarray:
+        if not isinstance(weights, np.ndarray) or self._checked != (weights.dtype,
+                                                                     weights.shape):
+            result = fake_quantize_with("ul2q", weights, self.bits, backend=self.backend)
+            usable = isinstance(weights, np.ndarray) and weights.dtype in _KERNEL_DTYPES
+            self._checked = (weights.dtype, weights.shape) if usable else None
+            return result
+        mean, std = self.kernels.moments(weights, None)
+        alpha, beta, _ = ul2q.code_book(mean, std, self.bits)
+        return self.kernels.fake_quantize(weights, alpha, beta, self.bits, ul2q.ZERO_POINT,
+                                          None, weights.dtype)
+
+    def __repr__(self) -> str:
+        return f"<μL2Q quantizer, {self.bits} bits, backend={self.backend!r}>"
+
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass(frozen=True)
