@@ -433,6 +433,78 @@ def test_values_exactly_on_thresholds_and_next_to_them(bits):
             )
 
 
+def _near_every_boundary(alpha, beta, bits, ulps=6):
+    """float64 weights within a few ulps of β + j·α for every cell boundary j (and past the
+    outermost ones), where (w − β)·fl(1/α) and (w − β)/α can fall on different sides."""
+    low, high = uq.code_range(bits)
+    j = np.arange(low - 2, high + 2, dtype=np.float64)
+    on = beta + alpha * j
+    steps = [on]
+    for _ in range(ulps):
+        steps.append(np.nextafter(steps[-1], np.inf))
+    below = [on]
+    for _ in range(ulps):
+        below.append(np.nextafter(below[-1], -np.inf))
+    return np.concatenate(steps + below[1:])
+
+
+@pytest.fixture(params=[True, False], ids=["reciprocal", "division"])
+def reciprocal(request):
+    """Run with the multiplication by fl(1/α) on (the default) and off."""
+    previous = kernels.fast._use_reciprocal(request.param)
+    yield request.param
+    kernels.fast._use_reciprocal(previous)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8, 12, 16])
+def test_multiplying_by_the_reciprocal_gives_the_divisions_codes(bits, reciprocal):
+    """The hot loops compute (w − β)·fl(1/α) and redo by true division every block where
+    that cannot be proved to give floor((w − β)/α) (the proof in kernels/_fast.pyx). Weights
+    a few ulps from every cell boundary make the product and the quotient disagree on some
+    elements (checked here, with NumPy's own division as the oracle); the codes and the
+    reconstructions must still be the reference's, bit for bit."""
+    rng = np.random.default_rng(100 + bits)
+    disagreements = 0
+    for _ in range(12):
+        alpha = float(rng.uniform(0.01, 3.0)) * 2.0 ** float(rng.integers(-20, 20))
+        beta = float(rng.normal()) * alpha * 4
+        w = _near_every_boundary(alpha, beta, bits)
+        d = w - beta
+        disagreements += int(np.count_nonzero(np.floor(d * (1.0 / alpha)) != np.floor(d / alpha)))
+        # embedded in long runs of ordinary values, at random places, so that most blocks
+        # are decided by the product and a few are redone
+        filler = beta + alpha * rng.standard_normal(20_000) * 2.0 ** (bits - 1)
+        mixed = np.concatenate([filler, w])
+        rng.shuffle(mixed)
+        for array in (w, mixed, mixed.astype(np.float32)):
+            a, b = np.float64(alpha), np.float64(beta)
+            assert_identical(FAST.encode(array, a, b, bits, None),
+                             REF.encode(array, a, b, bits, None))
+            for dtype in (np.float32, np.float64):
+                assert_identical(quiet(FAST.fake_quantize, array, a, b, bits, None, dtype),
+                                 quiet(REF.fake_quantize, array, a, b, bits, None, dtype))
+    assert disagreements > 0  # the test reached the cases the correction exists for
+
+
+@pytest.mark.parametrize("alpha", [2.0**-1000, 2.0**-1001, 2.0**1000, 2.0**1001, 1e-310,
+                                   2.0**-1000 * 1.5, 2.0**999 * 1.9])
+def test_multiplication_range_edges_and_underflowing_products(alpha):
+    """α at and beyond the edges of the range where the product is used, and products
+    d·fl(1/α) that underflow (tiny d, huge α) or overflow (huge d, tiny α)."""
+    tiny = np.array([5e-324, -5e-324, 1e-310, -1e-310, 2.0**-1022, -(2.0**-1022), 0.0, -0.0])
+    values = np.concatenate([tiny, tiny * 2.0**600, [1.0, -1.0, 1e300, -1e300, 1e308, -1e308]])
+    with np.errstate(over="ignore"):
+        values = np.concatenate([values, values * alpha, values * alpha * 0.5])
+    values = values[np.isfinite(values)]
+    for bits in (1, 2, 8, 16):
+        for beta in (0.0, float(values[3])):
+            a, b = np.float64(alpha), np.float64(beta)
+            assert_identical(quiet(FAST.encode, values, a, b, bits, None),
+                             quiet(REF.encode, values, a, b, bits, None))
+            assert_identical(quiet(FAST.fake_quantize, values, a, b, bits, None, np.float64),
+                             quiet(REF.fake_quantize, values, a, b, bits, None, np.float64))
+
+
 def test_float16_results_are_rounded_once_from_float64():
     """ŵ goes straight from float64 to float16 (no double rounding through float32): decode
     each β with α = 1, q = 0, z = 0, so that ŵ = β, across every float16 rounding case."""

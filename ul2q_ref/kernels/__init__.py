@@ -31,10 +31,20 @@ from types import ModuleType
 
 from . import reference
 
-# The compiled kernels may use OpenMP. GNU libgomp's default is to spin while waiting for
-# work, which on a busy machine made two threads slower than one; it reads this setting only
-# when it is loaded, so it is set (unless the user chose otherwise) before the import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+SPIN_COUNT = "3000"
+"""GOMP_SPINCOUNT set for GNU libgomp unless the environment chooses a wait policy.
+
+An idle OpenMP thread spins this many times (~0.1 ms) before it sleeps. libgomp's default,
+300,000 spins (~16 ms), made two threads several times slower than one on a busy machine;
+sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) made them no faster than one on an idle one,
+because each of a call's parallel regions (the two moment passes, the quantisation) then had
+to wake the sleeping thread, a wake-up that costs a virtual machine about as much as the
+region's work. A spin this short bridges the gaps within one call and still leaves the core
+almost at once. libgomp reads the setting when it is loaded, so it is set before the import;
+docs/performance.md has the measurements."""
+
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 def _import_fast() -> ModuleType | None:
     try:  # pragma: no cover - depends on how the package was built

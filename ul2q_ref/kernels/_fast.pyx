@@ -20,9 +20,9 @@ How the loops are made fast without changing a single result is explained where 
 is used. None of them relies on reassociation: the module is compiled with ``-O3
 -ffp-contract=off`` and no fast-math flag, so every float64 operation below is one IEEE
 operation, rounded once, as in NumPy. gcc vectorises the elementwise loops because their
-bodies are branch-free, and compiles the hot ones twice (baseline SSE2 and AVX2, picked per
-CPU at import); vectorising changes how many elements one instruction handles, never the
-value computed for an element. docs/performance.md has the measurements.
+bodies are branch-free, and compiles the hot ones three times (baseline SSE2, AVX2 and
+AVX-512, picked per CPU at import); vectorising changes how many elements one instruction
+handles, never the value computed for an element. docs/performance.md has the measurements.
 
 Threads. With OpenMP (detected when the extension is built) the work is split into tasks of
 fixed size and the tasks are run by up to :func:`get_num_threads` threads. A task's result
@@ -30,13 +30,13 @@ depends only on the task, never on which thread ran it or when, and partial sums
 in a fixed order afterwards, so every result is bit-identical for any thread count. The
 default is one thread (no OpenMP thread pool is ever started, which keeps ``fork`` safe);
 set ``UL2Q_NUM_THREADS`` (a count, or ``0``/``auto`` for all usable cores) before import, or
-call :func:`set_num_threads`. On a shared or virtualised machine also set
-``OMP_WAIT_POLICY=passive`` before starting Python: libgomp's default spin-waiting can make
-two threads slower than one there (see docs/performance.md).
+call :func:`set_num_threads`. How idle threads wait is set by :mod:`ul2q_ref.kernels`
+before this module loads (``GOMP_SPINCOUNT``, unless ``OMP_WAIT_POLICY`` is set; see
+``SPIN_COUNT`` there and docs/performance.md).
 """
 
 from cython.parallel cimport prange
-from libc.math cimport frexp, ldexp, sqrt
+from libc.math cimport fabs, frexp, ldexp, sqrt
 from libc.stdint cimport int8_t, int16_t, int32_t, uint16_t, uint64_t
 from libc.string cimport memcpy
 
@@ -57,16 +57,17 @@ cdef extern from *:
     #else
     #define UL2Q_HAVE_OPENMP 0
     #endif
-    /* Multi-versioning: a function declared `hot_void` is compiled twice by gcc, for the
-       x86-64 baseline (SSE2) and for AVX2, and the dynamic loader picks the version for the
-       CPU at import (an ifunc). Both versions perform the same IEEE operations on each
-       element (no FMA: -ffp-contract=off), so they give the same bits; AVX2 just handles
-       four doubles per instruction instead of two, and has cheaper conversions. Other
-       compilers and platforms get plain functions. Define UL2Q_NO_MULTIVERSION to build
-       the baseline only. */
+    /* Multi-versioning: a function declared `hot_void` is compiled three times by gcc, for
+       the x86-64 baseline (SSE2), for AVX2 and for AVX-512F, and the dynamic loader picks
+       the version for the CPU at import (an ifunc). All versions perform the same IEEE
+       operations on each element (no FMA: -ffp-contract=off), so they give the same bits;
+       AVX2 just handles four doubles per instruction instead of two, AVX-512 eight, with
+       cheaper conversions (on the AMD Zen 4 measured, the AVX-512 clone made the fused
+       kernel ~1.3x faster than AVX2). Other compilers and platforms get plain functions.
+       Define UL2Q_NO_MULTIVERSION to build the baseline only. */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
         && defined(__GLIBC__) && !defined(UL2Q_NO_MULTIVERSION)
-    #define UL2Q_HOT_VOID __attribute__((target_clones("avx2", "default"))) void
+    #define UL2Q_HOT_VOID __attribute__((target_clones("avx512f", "avx2", "default"))) void
     #define UL2Q_MULTIVERSION 1
     #else
     #define UL2Q_HOT_VOID void
@@ -163,6 +164,11 @@ cdef extern from *:
         *sum_dd = rq;
     }
 
+    /* dividing by multiplying (see "Dividing by multiplying, exactly") */
+    #define UL2Q_MULTIPLY_SMALLEST_ALPHA 0x1p-1000
+    #define UL2Q_MULTIPLY_LARGEST_ALPHA 0x1p+1000
+    #define UL2Q_DECIDED_DISTANCE (0.5 - 0x1p-33)  /* (2): at most this far from c − ½ */
+
     #define UL2Q_ABS_MASK 0x7FFFFFFFFFFFFFFFULL   /* all bits of a double but the sign */
     #define UL2Q_FRAC_MASK 0x000FFFFFFFFFFFFFULL  /* the 52 fraction bits of a double */
 
@@ -174,6 +180,9 @@ cdef extern from *:
                          bint single) noexcept nogil
     void ul2q_leaf_dev(const void* p, Py_ssize_t n, double scale, double mean, bint single,
                        double* sum_d, double* sum_dd) noexcept nogil
+    double UL2Q_MULTIPLY_SMALLEST_ALPHA
+    double UL2Q_MULTIPLY_LARGEST_ALPHA
+    double UL2Q_DECIDED_DISTANCE
     uint64_t UL2Q_ABS_MASK
     uint64_t UL2Q_FRAC_MASK
 
@@ -181,7 +190,7 @@ HAVE_OPENMP = bool(UL2Q_HAVE_OPENMP)
 """True when the module was compiled with OpenMP, so that more than one thread can be used."""
 
 MULTIVERSIONED = bool(UL2Q_MULTIVERSION)
-"""True when the hot loops were also compiled for AVX2 (chosen at import on CPUs that have it)."""
+"""True when the hot loops were also compiled for AVX2 and AVX-512 (chosen at import by CPU)."""
 
 # ---------------------------------------------------------------------------------------------
 # Sizes
@@ -486,9 +495,143 @@ cdef inline double _code(double t, double low, double high) noexcept nogil:
     return k + (0.0 if k > t else 1.0)
 
 
+# ---------------------------------------------------------------------------------------------
+# Dividing by multiplying, exactly
+# ---------------------------------------------------------------------------------------------
+#
+# A true float64 division is the dearest single operation of the elementwise loops (one
+# vector division every ~4-8 cycles on recent x86 cores, against two multiplications per
+# cycle). With UL2Q_RECIPROCAL=1 (see below) the hot loops therefore compute r = d·ι with
+# ι = fl(1/α) and d = w − β (the reference's own subtraction), and prove, element by
+# element, that the code from r is the code from the reference's t = fl(d/α); a block of
+# elements where that cannot be proved is redone with the true division. The result is the
+# reference's, bit for bit, always; the proof only decides how fast it is reached.
+#
+# The bound. Let x = d/α exactly and u = 2^−53. Take 2^−1000 ≤ α ≤ 2^1000 (checked once
+# per run; other runs divide), so that 1/α is a normal double and ι = (1/α)(1 + e₁),
+# |e₁| ≤ u. If d·ι does not underflow, r = x(1 + e₁)(1 + e₂) and t = x(1 + e₃), with
+# |e₂|, |e₃| ≤ u, hence
+#
+#     |t − r| ≤ (3u + u²)|x| < 4u|r|.                                                    (1)
+#
+# The code. The reference's code is floor(clip(t, L, H)) + 1, L = −2^(k−1), H = 2^(k−1) − 1
+# (the comment above). It equals floor(clip(t, L + ½, H + ½)) + 1, because no integer lies
+# in [L, L + ½) or (H, H + ½]. Let W = clip(r, L + ½, H + ½) and c = floor(W) + 1 (computed
+# exactly, by `_code` with those bounds). Claim: c is the reference's code whenever
+#
+#     |W − (c − ½)| ≤ ½ − 2^−33,                                                  (2)
+#
+# i.e. whenever W is at least 2^−33 away from the integers m = c − 1 and m + 1. Proof:
+#
+# * W = L + ½ (r ≤ L + ½): c = L + 1, and by (1) t < L + 1, so the reference's code is
+#   L + 1 too. W = H + ½ (r ≥ H + ½, an overflowed r = +inf included): c = H + 1 and by (1)
+#   t > H, code H + 1. (Here |r| may be large, but (1) is relative and L, H are at most
+#   2^15 in size.) In both cases W − (c − ½) = 0, so (2) holds and the element is decided.
+# * otherwise W = r, |r| < 2^16, and by (1) |t − r| < 4u·2^16 = 2^−35. If r is at least
+#   2^−33 − 2^−55 away from m and m + 1 (the 2^−55: see below), t lies strictly between
+#   m and m + 1 as well, and floor(clip(t, L + ½, H + ½)) = m (m ranges over L..H).
+# * (2) computed: c − ½ is exact; W − (c − ½), a number of size at most ½, is exact when
+#   |W| ≥ ¼ (Sterbenz's lemma for |W| < 1, multiples of ulp(W) beyond) and otherwise has
+#   an error of at most 2^−55 (a result in [¼, ½)). The margin 2^−33 − 2^−55 > 2^−35
+#   absorbs it.
+# * Underflow: where d·ι underflows, |r| < 2^−1022, and (1) may fail (r may even be 0 for
+#   d ≠ 0). But such an r lies within 2^−33 of the integer 0, which is a cell boundary for
+#   every k, so (2) fails and the element is undecided: the block divides. So is every
+#   r within 2^−33 of any boundary, d = 0 (w = β exactly) included.
+#
+# Each block of MULTIPLY_BLOCK elements is computed from r with the OR of the elements'
+# "(2) fails" flags; a block with any undecided element is recomputed with the true
+# division. For normally distributed weights an element is undecided with probability of
+# order 2^−32 (the width of the margin around the 2^k − 1 boundaries), so the division is
+# practically never redone, except for inputs built to sit on cell boundaries (the tests
+# build them), or many weights exactly equal to β.
+
+cdef enum:
+    MULTIPLY_BLOCK = 512  # elements computed together, then redone by division if undecided
+
+
+# Whether it pays depends on the CPU: on the AMD EPYC this project measured (docs/
+# performance.md), the division loop was 1.15-1.3x *faster* than the product with its check,
+# since there the division is not what bounds the loop. So it is off by default, and
+# UL2Q_RECIPROCAL=1 (before import) or _use_reciprocal(True) turns it on; the results are
+# the same bits either way (tests/test_fast.py runs both).
+cdef bint _reciprocal_enabled = os.environ.get("UL2Q_RECIPROCAL", "").strip() == "1"
+
+
+def _use_reciprocal(enabled):
+    """Switch the multiplication by fl(1/α) on or off (results are the same either way);
+    returns the previous setting. For benchmarks/bench_quantize.py and the tests."""
+    global _reciprocal_enabled
+    previous = _reciprocal_enabled
+    _reciprocal_enabled = bool(enabled)
+    return previous
+
+
+cdef inline bint _multiplies(double alpha) noexcept nogil:
+    """Is α in the range where the proof above lets r = (w − β)·fl(1/α) stand in for t?"""
+    return (_reciprocal_enabled and UL2Q_MULTIPLY_SMALLEST_ALPHA <= alpha
+            and alpha <= UL2Q_MULTIPLY_LARGEST_ALPHA)
+
+
+cdef inline double _window(double r, double low, double high) noexcept nogil:
+    """W = clip(r, L + ½, H + ½), the argument of the code in the proof above."""
+    r = low + 0.5 if r < low + 0.5 else r
+    return high + 0.5 if r > high + 0.5 else r
+
+
+cdef inline long long _undecided(double window, double code) noexcept nogil:
+    """1 when W is within 2^−33 of a cell boundary, i.e. when (2) above fails."""
+    return fabs(window - (code - 0.5)) > UL2Q_DECIDED_DISTANCE
+
+
 # α = 0 (a channel whose σ = 0): the reference gives code 1 (and ŵ = α·(1 − z) + β). Runs
 # with one α test it once per run. Runs whose α varies per element (channel axis innermost)
 # divide by `safe_alpha` (α, or 1 where α = 0, so no 0/0 ever appears) and then select 1.
+
+
+cdef inline void _encode_by_product(const real_t* src, code_t* dst, Py_ssize_t n,
+                                    double alpha, double beta, double low,
+                                    double high) noexcept nogil:
+    """Unit-stride codes with r = (w − β)·fl(1/α); undecided blocks divide (see above)."""
+    cdef double inverse = 1.0 / alpha, r, code
+    cdef Py_ssize_t start, i, size
+    cdef long long undecided
+    start = 0
+    while start < n:
+        size = MULTIPLY_BLOCK if n - start > MULTIPLY_BLOCK else n - start
+        undecided = 0
+        for i in range(start, start + size):
+            r = (<double>src[i] - beta) * inverse
+            code = _code(r, low + 0.5, high + 0.5)  # floor(W) + 1
+            undecided = undecided | _undecided(_window(r, low, high), code)
+            dst[i] = <code_t>code
+        if undecided:
+            for i in range(start, start + size):
+                dst[i] = <code_t>_code((<double>src[i] - beta) / alpha, low, high)
+        start += size
+
+
+cdef inline void _fq_by_product(const real_t* src, out_t* dst, Py_ssize_t n, double alpha,
+                                double beta, double low, double high,
+                                double zero) noexcept nogil:
+    """Unit-stride ŵ = α·(q − z) + β with q from r = (w − β)·fl(1/α) (see above)."""
+    cdef double inverse = 1.0 / alpha, r, code
+    cdef Py_ssize_t start, i, size
+    cdef long long undecided
+    start = 0
+    while start < n:
+        size = MULTIPLY_BLOCK if n - start > MULTIPLY_BLOCK else n - start
+        undecided = 0
+        for i in range(start, start + size):
+            r = (<double>src[i] - beta) * inverse
+            code = _code(r, low + 0.5, high + 0.5)  # floor(W) + 1
+            undecided = undecided | _undecided(_window(r, low, high), code)
+            dst[i] = <out_t>(alpha * (code - zero) + beta)
+        if undecided:
+            for i in range(start, start + size):
+                dst[i] = <out_t>(alpha * (_code((<double>src[i] - beta) / alpha, low, high)
+                                          - zero) + beta)
+        start += size
 
 
 cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_ssize_t n,
@@ -497,6 +640,8 @@ cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
     if alpha == 0.0:
         for i in range(n):
             dst[i] = 1
+    elif stride == sizeof(real_t) and _multiplies(alpha):  # the hot loop (see above)
+        _encode_by_product(src, dst, n, alpha, beta, low, high)
     elif stride == sizeof(real_t):  # unit stride: a loop gcc vectorises
         for i in range(n):
             dst[i] = <code_t>_code((<double>src[i] - beta) / alpha, low, high)
@@ -536,7 +681,10 @@ cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize
             _store(dst + i, value)
         return
     if out_t is not uint16_t:
-        if stride == sizeof(real_t):  # the hot loop: unit stride, float32/float64 out
+        if stride == sizeof(real_t) and _multiplies(alpha):  # the hot loop (see above)
+            _fq_by_product(src, dst, n, alpha, beta, low, high, zero)
+            return
+        if stride == sizeof(real_t):  # unit stride, float32/float64 out
             for i in range(n):
                 dst[i] = <out_t>(alpha * (_code((<double>src[i] - beta) / alpha,
                                                         low, high) - zero) + beta)
@@ -660,12 +808,18 @@ cdef void _decode_task(const Plan* p, const code_t* src, out_t* dst, Py_ssize_t 
 
 
 # The drivers split [0, total) into tasks of ELEMENT_TASK elements. Each task writes its own
-# slice of the output, so any assignment of tasks to threads gives the same array.
+# slice of the output, so any assignment of tasks to threads gives the same array. The
+# schedule is OpenMP's "guided": each thread takes a run of consecutive tasks, long at first
+# (a share of what is left) and shorter towards the end. Every thread then streams through
+# contiguous memory, which the hardware prefetchers follow; with tasks dealt out one at a
+# time ("dynamic"), the two threads of the AMD machine measured interleaved 64 KiB pieces
+# and 2^24-element moments ran slower on two threads than on one (docs/performance.md).
+# The moment passes use the same schedule.
 
 cdef void _encode_all(const Plan* p, const real_t* src, code_t* dst, Py_ssize_t total,
                       const Book* book, int threads) noexcept nogil:
     cdef Py_ssize_t t, tasks = (total + ELEMENT_TASK - 1) // ELEMENT_TASK
-    for t in prange(tasks, num_threads=threads, schedule="dynamic"):
+    for t in prange(tasks, num_threads=threads, schedule="guided"):
         _encode_task(p, src, dst, t * ELEMENT_TASK,
                      total if (t + 1) * ELEMENT_TASK > total else (t + 1) * ELEMENT_TASK, book)
 
@@ -673,7 +827,7 @@ cdef void _encode_all(const Plan* p, const real_t* src, code_t* dst, Py_ssize_t 
 cdef void _fq_all(const Plan* p, const real_t* src, out_t* dst, Py_ssize_t total,
                   const Book* book, int threads) noexcept nogil:
     cdef Py_ssize_t t, tasks = (total + ELEMENT_TASK - 1) // ELEMENT_TASK
-    for t in prange(tasks, num_threads=threads, schedule="dynamic"):
+    for t in prange(tasks, num_threads=threads, schedule="guided"):
         _fq_task(p, src, dst, t * ELEMENT_TASK,
                  total if (t + 1) * ELEMENT_TASK > total else (t + 1) * ELEMENT_TASK, book)
 
@@ -681,7 +835,7 @@ cdef void _fq_all(const Plan* p, const real_t* src, out_t* dst, Py_ssize_t total
 cdef void _decode_all(const Plan* p, const code_t* src, out_t* dst, Py_ssize_t total,
                       const Book* book, int threads) noexcept nogil:
     cdef Py_ssize_t t, tasks = (total + ELEMENT_TASK - 1) // ELEMENT_TASK
-    for t in prange(tasks, num_threads=threads, schedule="dynamic"):
+    for t in prange(tasks, num_threads=threads, schedule="guided"):
         _decode_task(p, src, dst, t * ELEMENT_TASK,
                      total if (t + 1) * ELEMENT_TASK > total else (t + 1) * ELEMENT_TASK, book)
 
@@ -899,7 +1053,7 @@ cdef void _moment_pass(const Plan* p, const real_t* src, Py_ssize_t row_length, 
                        int which, const Rows* rows, int threads) noexcept nogil:
     """Run every task of one pass; each task writes only its own partial results."""
     cdef Py_ssize_t t
-    for t in prange(tasks.n, num_threads=threads, schedule="dynamic"):
+    for t in prange(tasks.n, num_threads=threads, schedule="guided"):
         _moment_task(p, src, row_length, tasks, t, which, rows)
 
 
