@@ -75,7 +75,8 @@ def _weights(w: Any, kernels: ModuleType) -> np.ndarray:
 def _moments(
     weights: np.ndarray, axis: int | None, kernels: ModuleType
 ) -> tuple[np.ndarray, np.ndarray]:
-    """μ, σ of every channel of weights from :func:`_weights`, which are now known finite."""
+    """μ, σ of every channel of weights from :func:`_weights`; with the compiled kernels,
+    also the finiteness check that :func:`_weights` left out (ValueError for NaN or ±inf)."""
     mean, std = kernels.moments(weights, axis)
     if kernels is not reference_kernels:
         check_finite_given_moments(weights, mean, std)

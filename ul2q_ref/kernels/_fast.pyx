@@ -584,11 +584,6 @@ cdef inline long long _undecided(double window, double code) noexcept nogil:
     return fabs(window - (code - 0.5)) > UL2Q_DECIDED_DISTANCE
 
 
-# α = 0 (a channel whose σ = 0): the reference gives code 1 (and ŵ = α·(1 − z) + β). Runs
-# with one α test it once per run. Runs whose α varies per element (channel axis innermost)
-# divide by `safe_alpha` (α, or 1 where α = 0, so no 0/0 ever appears) and then select 1.
-
-
 cdef inline void _encode_by_product(const real_t* src, code_t* dst, Py_ssize_t n,
                                     double alpha, double beta, double low,
                                     double high) noexcept nogil:
@@ -632,6 +627,11 @@ cdef inline void _fq_by_product(const real_t* src, out_t* dst, Py_ssize_t n, dou
                 dst[i] = <out_t>(alpha * (_code((<double>src[i] - beta) / alpha, low, high)
                                           - zero) + beta)
         start += size
+
+
+# α = 0 (a channel whose σ = 0): the reference gives code 1 (and ŵ = α·(1 − z) + β). Runs
+# with one α test it once per run. Runs whose α varies per element (channel axis innermost)
+# divide by `safe_alpha` (α, or 1 where α = 0, so no 0/0 ever appears) and then select 1.
 
 
 cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_ssize_t n,
