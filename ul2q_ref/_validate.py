@@ -113,6 +113,31 @@ def check_finite_given_moments(array: np.ndarray, mean: np.ndarray, std: np.ndar
     _check_finite(array, name)
 
 
+class FinitenessChecked:
+    """Step implementations whose moments step also makes the finiteness check.
+
+    ``moments`` runs the wrapped ``kernels.moments`` (warnings about non-finite values
+    silenced) and then :func:`check_finite_given_moments`; ``encode``, ``decode`` and
+    ``fake_quantize`` are the wrapped kernels' own. The public layer hands this to the
+    composition of :mod:`ul2q_ref.ul2q` after :func:`as_weights` with ``check_finite=False``:
+    the same check, and the same error, for every backend, one pass over the weights fewer.
+    """
+
+    def __init__(self, kernels: Any) -> None:
+        self.kernels = kernels
+        self.encode = kernels.encode
+        self.decode = kernels.decode
+        self.fake_quantize = kernels.fake_quantize
+
+    def moments(self, weights: np.ndarray, axis: int | None, /
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """μ, σ per channel, after which every value of `weights` is known to be finite."""
+        with np.errstate(all="ignore"):  # non-finite input is reported below, not warned about
+            mean, std = self.kernels.moments(weights, axis)
+        check_finite_given_moments(weights, mean, std)
+        return mean, std
+
+
 def check_bits(bits: Any, name: str = "bits", low: int = 1, high: int = MAX_BITS) -> int:
     """Return `bits` as an int after checking it is an integer in ``low..high``.
 

@@ -26,10 +26,10 @@ import numpy as np
 from . import codebook, gaussian, profiles, schemes, ul2q
 from ._channels import channel_count
 from ._validate import (
+    FinitenessChecked,
     as_weights,
     check_axis,
     check_bits,
-    check_finite_given_moments,
     output_dtype,
 )
 from .codebook import (
@@ -37,16 +37,11 @@ from .codebook import (
     UnrepresentableError,
     channel_vector,
     check_representable,
-    code_dtype,
     public_parameter,
 )
 from .gaussian import LambdaRow
-from .kernels import reference as reference_kernels
 from .kernels import select
-
-_KERNEL_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_KERNEL_CODES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
-
+from .kernels.reference import CODE_DTYPES, FLOAT_DTYPES
 
 # --------------------------------------------------------------------------- representability
 
@@ -62,25 +57,14 @@ def check_result(result: Quantized, dtype: Any = None) -> Quantized:
 # --------------------------------------------------------------------------- statistics
 
 
-def _weights(w: Any, kernels: ModuleType) -> np.ndarray:
-    """`w` through :func:`as_weights`; NaN and ±inf are looked for here only by the reference.
+def _checked(kernels: ModuleType) -> FinitenessChecked:
+    """The step implementations of a backend, with the finiteness check on the moments.
 
-    The reference kernels scan the weights before the moments, the contract's definition;
-    with the compiled kernels the scan rides on the moments (:func:`_moments`), one pass over
-    the weights fewer, with the same error.
+    The weights pass :func:`as_weights` without the scan for NaN and ±inf; the moments then
+    prove them finite or trigger the scan (:class:`ul2q_ref._validate.FinitenessChecked`),
+    the same way for every backend.
     """
-    return as_weights(w, check_finite=kernels is reference_kernels)
-
-
-def _moments(
-    weights: np.ndarray, axis: int | None, kernels: ModuleType
-) -> tuple[np.ndarray, np.ndarray]:
-    """μ, σ of every channel of weights from :func:`_weights`; with the compiled kernels,
-    also the finiteness check that :func:`_weights` left out (ValueError for NaN or ±inf)."""
-    mean, std = kernels.moments(weights, axis)
-    if kernels is not reference_kernels:
-        check_finite_given_moments(weights, mean, std)
-    return mean, std
+    return FinitenessChecked(kernels)
 
 
 def moments(
@@ -110,10 +94,10 @@ def moments(
     mean, std : numpy.float64 or numpy.ndarray
         Scalars for ``axis=None``, else read-only float64 vectors with one entry per channel.
     """
-    kernels = select(backend)
-    weights = _weights(w, kernels)
+    kernels = _checked(select(backend))
+    weights = as_weights(w, check_finite=False)
     channel_axis = check_axis(axis, weights.ndim)
-    mean, std = _moments(weights, channel_axis, kernels)
+    mean, std = kernels.moments(weights, channel_axis)
     return public_parameter(mean, channel_axis), public_parameter(std, channel_axis)
 
 
@@ -158,26 +142,11 @@ def quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile)
-    kernels = select(backend)
-    weights = _weights(w, kernels)
+    kernels = _checked(select(backend))
+    weights = as_weights(w, check_finite=False)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
-    mean, std = _moments(weights, channel_axis, kernels)
-    alpha, beta, lam = ul2q.code_book(mean, std, bits)
-    dtype = output_dtype(weights, w)
-    check_representable(alpha, beta, ul2q.ZERO_POINT, *codebook.code_range(bits), dtype)
-    codes = kernels.encode(weights, alpha, beta, bits, channel_axis, code_dtype(bits))
-    return Quantized(
-        codes=codes,
-        alpha=public_parameter(alpha, channel_axis),
-        beta=public_parameter(beta, channel_axis),
-        zero_point=ul2q.ZERO_POINT,
-        bits=bits,
-        lam=float(lam[0]),
-        axis=channel_axis,
-        scheme="ul2q",
-        dtype=dtype,
-    )
+    return ul2q.quantize(weights, bits, channel_axis, output_dtype(weights, w), kernels)
 
 
 def fake_quantize(
@@ -195,16 +164,11 @@ def fake_quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile).dequantize()
-    kernels = select(backend)
-    weights = _weights(w, kernels)
+    kernels = _checked(select(backend))
+    weights = as_weights(w, check_finite=False)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
-    mean, std = _moments(weights, channel_axis, kernels)
-    dtype = output_dtype(weights, w)
-    alpha, beta, _ = ul2q.code_book(mean, std, bits)
-    check_representable(alpha, beta, ul2q.ZERO_POINT, *codebook.code_range(bits), dtype)
-    return kernels.fake_quantize(weights, alpha, beta, bits, ul2q.ZERO_POINT, channel_axis,
-                                 dtype)
+    return ul2q.fake_quantize(weights, bits, channel_axis, output_dtype(weights, w), kernels)
 
 
 def _with_profile(
@@ -266,7 +230,7 @@ def encode(
     beta = _code_book_parameter(beta, "beta", channels, channel_axis)
     if np.any(alpha < 0):
         raise ValueError("alpha must be >= 0 (a scale), got a negative value")
-    return select(backend).encode(weights, alpha, beta, bits, channel_axis, code_dtype(bits))
+    return ul2q.encode(weights, alpha, beta, bits, channel_axis, select(backend))
 
 
 def _code_book_parameter(
@@ -363,12 +327,12 @@ def decode_with(
     channels = channel_count(codes.shape, axis)
     alpha = channel_vector(alpha, channels)
     beta = channel_vector(beta, channels)
-    if codes.dtype not in _KERNEL_CODES:
+    if codes.dtype not in CODE_DTYPES:
         if codes.size and (codes.min() < np.iinfo(np.int32).min
                            or codes.max() > np.iinfo(np.int32).max):
             raise ValueError(f"codes of dtype {codes.dtype} do not fit in 32 bits")
         codes = codes.astype(np.int32)
-    if dtype not in _KERNEL_FLOATS:
+    if dtype not in FLOAT_DTYPES:
         wide = kernels.decode(codes, alpha, beta, zero_point, axis, np.dtype(np.float64))
         return np.asarray(wide.astype(dtype))
     return kernels.decode(codes, alpha, beta, zero_point, axis, dtype)

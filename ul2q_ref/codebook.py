@@ -13,13 +13,18 @@ decoder, :func:`decode`, therefore serve every scheme.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._channels import broadcastable
+
+ZERO_POINT = 0.5
+"""z = ½: μL2Q's levels sit at cell centres, ŵ = α(q − ½) + β. The one place it is defined
+(:mod:`ul2q_ref.ul2q` re-exports it)."""
 
 
 def code_range(bits: int) -> tuple[int, int]:
@@ -49,24 +54,52 @@ def storage_dtype(lowest: int, highest: int) -> np.dtype:
     raise ValueError(f"codes {lowest}..{highest} do not fit in 32 bits")
 
 
-SCHEME_BITS = {"ul2q": (1, 16), "binary": (1, 1), "ternary": (2, 2), "fixed_point": (1, 16),
-               "clip": (2, 16)}
-"""The bit widths each scheme's codes can be made for."""
+def fixed_point_range(bits: int) -> tuple[int, int]:
+    """Two's complement k-bit codes: −2^(k−1) … 2^(k−1) − 1."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
-SCHEME_ZERO_POINTS = {"ul2q": 0.5, "binary": 0.0, "ternary": 0.0, "fixed_point": 0.0,
-                      "clip": 0.0}
-"""z of each scheme's code book ŵ = α(q − z) + β."""
+
+def clip_range(bits: int) -> tuple[int, int]:
+    """Symmetric codes: −(2^(k−1) − 1) … 2^(k−1) − 1."""
+    levels = 2 ** (bits - 1) - 1
+    return -levels, levels
+
+
+def _sign_range(bits: int) -> tuple[int, int]:
+    """Binary and ternary codes: {−1, 0, 1} (binary uses ±1)."""
+    return -1, 1
+
+
+class CodeFormat(NamedTuple):
+    """What a scheme's codes are: its bit widths, its code range at k bits, its zero point."""
+
+    bits: tuple[int, int]
+    """The bit widths the scheme's codes can be made for, (lowest, highest)."""
+    code_range: Callable[[int], tuple[int, int]]
+    """k ↦ (smallest code, largest code)."""
+    zero_point: float
+    """z of the code book ŵ = α(q − z) + β."""
+
+
+CODE_FORMATS: dict[str, CodeFormat] = {
+    "ul2q": CodeFormat((1, 16), code_range, ZERO_POINT),
+    "binary": CodeFormat((1, 1), _sign_range, 0.0),
+    "ternary": CodeFormat((2, 2), _sign_range, 0.0),
+    "fixed_point": CodeFormat((1, 16), fixed_point_range, 0.0),
+    "clip": CodeFormat((2, 16), clip_range, 0.0),
+}
+"""Every scheme's code format, by scheme name: the one owner of these facts (the scheme
+records of :mod:`ul2q_ref.schemes` read theirs from here; :class:`Quantized` checks codes
+against them, and cannot import the schemes, which are built on it)."""
 
 
 def scheme_code_range(scheme: str, bits: int) -> tuple[int, int]:
-    """The smallest and largest code `scheme` makes at `bits` bits.
+    """The smallest and largest code `scheme` makes at `bits` bits (:data:`CODE_FORMATS`).
 
     μL2Q {1 − 2^(k−1), …, 2^(k−1)}; binary and ternary {−1, 0, 1} (binary uses ±1);
     fixed point {−2^(k−1), …, 2^(k−1) − 1}; clip {−(2^(k−1) − 1), …, 2^(k−1) − 1}.
     """
-    half = 2 ** (bits - 1)
-    return {"ul2q": (1 - half, half), "binary": (-1, 1), "ternary": (-1, 1),
-            "fixed_point": (-half, half - 1), "clip": (1 - half, half - 1)}[scheme]
+    return CODE_FORMATS[scheme].code_range(bits)
 
 
 def check_quantized_parts(codes: Any, alpha: Any, beta: Any, zero_point: Any, bits: Any,
@@ -80,9 +113,10 @@ def check_quantized_parts(codes: Any, alpha: Any, beta: Any, zero_point: Any, bi
     negative-variance channels with `allow_nan_alpha`); β finite; z the scheme's.
     """
     where = f"{source}: " if source else ""
-    if not isinstance(scheme, str) or scheme not in SCHEME_BITS:
-        raise ValueError(f"{where}unknown scheme {scheme!r} (known: {', '.join(SCHEME_BITS)})")
-    low, high = SCHEME_BITS[scheme]
+    if not isinstance(scheme, str) or scheme not in CODE_FORMATS:
+        raise ValueError(f"{where}unknown scheme {scheme!r} (known: {', '.join(CODE_FORMATS)})")
+    code_format = CODE_FORMATS[scheme]
+    low, high = code_format.bits
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or \
             not low <= bits <= high:
         span = f"{low}" if low == high else f"{low}..{high}"
@@ -112,10 +146,10 @@ def check_quantized_parts(codes: Any, alpha: Any, beta: Any, zero_point: Any, bi
         raise ValueError(f"{where}alpha must be finite and >= 0, got {value}")
     if not np.isfinite(np.asarray(beta, dtype=np.float64)).all():
         raise ValueError(f"{where}beta must be finite")
-    if zero_point != SCHEME_ZERO_POINTS[scheme]:
-        raise ValueError(f"{where}zero point must be {SCHEME_ZERO_POINTS[scheme]} for scheme "
+    if zero_point != code_format.zero_point:
+        raise ValueError(f"{where}zero point must be {code_format.zero_point} for scheme "
                          f"{scheme}, got {zero_point!r}")
-    lowest, highest = scheme_code_range(scheme, int(bits))
+    lowest, highest = code_format.code_range(int(bits))
     if codes.size and (int(codes.min()) < lowest or int(codes.max()) > highest):
         value = codes[(codes < lowest) | (codes > highest)].reshape(-1)[0]
         raise ValueError(f"{where}code {int(value)} is outside {lowest}..{highest}, the range "
@@ -143,7 +177,12 @@ def check_representable(alpha: Any, beta: Any, zero_point: float, lowest: int, h
     """
     out = np.dtype(dtype)
     a = np.asarray(alpha, dtype=np.float64).reshape(-1)
-    b = np.broadcast_to(np.asarray(beta, dtype=np.float64).reshape(-1), a.shape)
+    b = np.asarray(beta, dtype=np.float64).reshape(-1)
+    if a.size == 1 == b.size:  # one code book: Python floats decide when levels are far inside
+        reach = abs(float(a[0])) * max(abs(lowest - zero_point), abs(highest - zero_point))
+        if reach + abs(float(b[0])) <= _quarter_of_largest(out):
+            return
+    b = np.broadcast_to(b, a.shape)
     for q in (lowest, highest):
         with np.errstate(over="ignore", invalid="ignore"):
             wide = a * (float(q) - zero_point) + b
@@ -158,6 +197,18 @@ def check_representable(alpha: Any, beta: Any, zero_point: float, lowest: int, h
                 f"value {float(np.finfo(out).max):.6g}; quantise float64 input (or decode "
                 "with dtype=np.float64) instead"
                 + (" (no float dtype holds it)" if not np.isfinite(wide[channel]) else ""))
+
+
+@functools.cache
+def _quarter_of_largest(dtype: np.dtype) -> float:
+    """A quarter of `dtype`'s largest finite value.
+
+    If |α|·max|q − z| + |β| is at most this, every level α(q − z) + β, rounded twice in
+    float64 and once to `dtype`, stays below the largest finite value: each rounding grows a
+    magnitude by a factor of at most 1 + 2⁻⁵³, so the bound holds with room to spare. NaN
+    never passes the comparison, so NaN α or β always takes the full check.
+    """
+    return float(np.finfo(dtype).max) / 4.0 if dtype.kind == "f" else -1.0
 
 
 def public_parameter(values: np.ndarray, axis: int | None) -> np.float64 | np.ndarray:
@@ -232,7 +283,7 @@ class Quantized:
             object.__setattr__(self, "axis", int(axis) % self.codes.ndim)  # one meaning
         check_quantized_parts(self.codes, self.alpha, self.beta, self.zero_point, self.bits,
                               self.axis, self.scheme,
-                              allow_nan_alpha=getattr(self, "profile", "exact") == "caffe",
+                              allow_nan_alpha=self.allows_nan_alpha(),
                               source="Quantized")
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
         if self.dtype.kind != "f":
@@ -245,6 +296,11 @@ class Quantized:
                 value = value.copy()
                 value.setflags(write=False)
                 object.__setattr__(self, name, value)
+
+    def allows_nan_alpha(self) -> bool:
+        """Whether α may be NaN: never for the definition; a profile result that reproduces
+        an implementation's NaN channels says so (:class:`ul2q_ref.profiles.ProfileQuantized`)."""
+        return False
 
     @property
     def shape(self) -> tuple[int, ...]:

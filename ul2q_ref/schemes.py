@@ -37,7 +37,15 @@ import numpy as np
 from . import ul2q
 from ._channels import as_rows, broadcastable
 from ._validate import as_weights, check_axis, check_bits, output_dtype
-from .codebook import Quantized, public_parameter, storage_dtype
+from .codebook import (
+    CODE_FORMATS,
+    CodeFormat,
+    Quantized,
+    clip_range,
+    fixed_point_range,
+    public_parameter,
+    storage_dtype,
+)
 
 
 class SchemeStatistics(NamedTuple):
@@ -61,20 +69,32 @@ class Scheme:
         ``(weights, bits, axis) -> SchemeStatistics``.
     encode : callable
         ``(weights, statistics, bits, axis) -> codes``.
-    zero_point : float
-        z of the reconstruction ŵ = α(q − z) + β.
-    bits : tuple of int
-        The bit widths the scheme accepts, (lowest, highest).
     uses_kernels : bool
         Whether the compiled kernels compute its steps (μL2Q only).
+
+    Its code format — bit widths, code range, zero point — is
+    :data:`ul2q_ref.codebook.CODE_FORMATS` ``[name]`` (:attr:`code_format`).
     """
 
     name: str
     statistics: Callable[[np.ndarray, int, int | None], SchemeStatistics]
     encode: Callable[[np.ndarray, SchemeStatistics, int, int | None], np.ndarray]
-    zero_point: float
-    bits: tuple[int, int]
     uses_kernels: bool = False
+
+    @property
+    def code_format(self) -> CodeFormat:
+        """The scheme's bit widths, code range and zero point."""
+        return CODE_FORMATS[self.name]
+
+    @property
+    def zero_point(self) -> float:
+        """z of the reconstruction ŵ = α(q − z) + β."""
+        return self.code_format.zero_point
+
+    @property
+    def bits(self) -> tuple[int, int]:
+        """The bit widths the scheme accepts, (lowest, highest)."""
+        return self.code_format.bits
 
 
 def per_row(rows: np.ndarray, statistic: Callable[[np.ndarray], float]) -> np.ndarray:
@@ -180,17 +200,6 @@ def power_of_two_step(largest: np.ndarray, bits: int) -> np.ndarray:
     return np.where(largest > 0, step, 0.0)
 
 
-def fixed_point_range(bits: int) -> tuple[int, int]:
-    """Two's complement k-bit codes: −2^(k−1) … 2^(k−1) − 1."""
-    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-
-
-def clip_range(bits: int) -> tuple[int, int]:
-    """Symmetric codes: −(2^(k−1) − 1) … 2^(k−1) − 1."""
-    levels = 2 ** (bits - 1) - 1
-    return -levels, levels
-
-
 def fixed_point_statistics(weights: np.ndarray, bits: int, axis: int | None
                            ) -> SchemeStatistics:
     """α = :func:`power_of_two_step` of max|w| per channel."""
@@ -229,8 +238,8 @@ def clip_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
 
 def ul2q_statistics(weights: np.ndarray, bits: int, axis: int | None) -> SchemeStatistics:
     """μL2Q's statistics step (:func:`ul2q_ref.ul2q.statistics`): α = λ_k*σ, β = μ."""
-    alpha, beta, _ = ul2q.statistics(weights, bits, axis)
-    return SchemeStatistics(alpha, beta, None)
+    book = ul2q.statistics(weights, bits, axis)
+    return SchemeStatistics(book.alpha, book.beta, None)
 
 
 def ul2q_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
@@ -240,13 +249,11 @@ def ul2q_encode(weights: np.ndarray, stats: SchemeStatistics, bits: int,
 
 
 SCHEMES: dict[str, Scheme] = {
-    "ul2q": Scheme("ul2q", ul2q_statistics, ul2q_encode, ul2q.ZERO_POINT, (1, 16),
-                   uses_kernels=True),
-    "binary": Scheme("binary", binary_statistics, binary_encode, 0.0, (1, 1)),
-    "ternary": Scheme("ternary", ternary_statistics, ternary_encode, 0.0, (2, 2)),
-    "fixed_point": Scheme("fixed_point", fixed_point_statistics, fixed_point_encode, 0.0,
-                          (1, 16)),
-    "clip": Scheme("clip", clip_statistics, clip_encode, 0.0, (2, 16)),
+    "ul2q": Scheme("ul2q", ul2q_statistics, ul2q_encode, uses_kernels=True),
+    "binary": Scheme("binary", binary_statistics, binary_encode),
+    "ternary": Scheme("ternary", ternary_statistics, ternary_encode),
+    "fixed_point": Scheme("fixed_point", fixed_point_statistics, fixed_point_encode),
+    "clip": Scheme("clip", clip_statistics, clip_encode),
 }
 """Every scheme's record, by name."""
 

@@ -2,7 +2,7 @@
 
 Each function checks the kernel calling convention (:mod:`ul2q_ref.kernels`) exactly as the
 Cython kernel of the same name does, raising the same exception types, and then runs the
-definition: :func:`ul2q_ref.stats.moments`, :func:`ul2q_ref.ul2q.encode` and
+definition: :func:`ul2q_ref.stats.moments`, :func:`ul2q_ref.ul2q.cell_codes` and
 :func:`ul2q_ref.codebook.decode`.
 """
 
@@ -15,12 +15,18 @@ import numpy as np
 from .. import codebook, stats, ul2q
 from .._channels import channel_count
 
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_CODES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+"""The reconstruction dtypes the kernels write (the kernel convention's one statement)."""
+
+WEIGHT_DTYPES = FLOAT_DTYPES[1:]
+"""The weight dtypes the kernels read: native float32 and float64."""
+
+CODE_DTYPES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
+"""The code dtypes the kernels read and write."""
 
 
 def _check_weights(weights: Any, axis: int | None) -> None:
-    if not isinstance(weights, np.ndarray) or weights.dtype not in _FLOATS[1:] \
+    if not isinstance(weights, np.ndarray) or weights.dtype not in WEIGHT_DTYPES \
             or weights.size == 0:
         raise TypeError("weights must be a non-empty native float32 or float64 numpy array")
     _check_axis(weights, axis)
@@ -44,7 +50,7 @@ def _check_bits(bits: int) -> None:
 
 
 def _check_float_dtype(dtype: Any) -> None:
-    if np.dtype(dtype) not in _FLOATS:
+    if np.dtype(dtype) not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float16, float32 or float64, got {dtype!r}")
 
 
@@ -62,13 +68,14 @@ def encode(
     axis: int | None,
     dtype: Any,
 ) -> np.ndarray:
-    """The μL2Q codes for (α, β), as `dtype` (int8/int16/int32): :func:`ul2q_ref.ul2q.encode`."""
+    """The μL2Q codes for (α, β), as `dtype` (int8/int16/int32): :func:`ul2q_ref.ul2q.cell_codes`.
+    """
     _check_weights(weights, axis)
     _check_bits(bits)
-    if np.dtype(dtype) not in _CODES:
+    if np.dtype(dtype) not in CODE_DTYPES:
         raise TypeError(f"dtype must be int8, int16 or int32, got {dtype!r}")
     _check_code_book(alpha, beta, channel_count(weights.shape, axis))
-    return ul2q.encode(weights, alpha, beta, bits, axis).astype(dtype, copy=False)
+    return ul2q.cell_codes(weights, alpha, beta, bits, axis).astype(dtype, copy=False)
 
 
 def decode(
@@ -80,7 +87,7 @@ def decode(
     dtype: Any,
 ) -> np.ndarray:
     """ŵ = α(q − z) + β rounded once to `dtype`: :func:`ul2q_ref.codebook.decode`."""
-    if not isinstance(codes, np.ndarray) or codes.dtype not in _CODES:
+    if not isinstance(codes, np.ndarray) or codes.dtype not in CODE_DTYPES:
         raise TypeError("codes must be an int8, int16 or int32 numpy array")
     _check_axis(codes, axis)
     _check_float_dtype(dtype)
@@ -102,8 +109,9 @@ def fake_quantize(
     _check_bits(bits)
     _check_float_dtype(dtype)
     _check_code_book(alpha, beta, channel_count(weights.shape, axis))
-    codes = ul2q.encode(weights, alpha, beta, bits, axis)
+    codes = ul2q.cell_codes(weights, alpha, beta, bits, axis)
     return codebook.decode(codes, alpha, beta, float(zero_point), axis, np.dtype(dtype))
 
 
-__all__ = ["decode", "encode", "fake_quantize", "moments"]
+__all__ = ["CODE_DTYPES", "FLOAT_DTYPES", "WEIGHT_DTYPES", "decode", "encode", "fake_quantize",
+           "moments"]

@@ -19,10 +19,12 @@ from .. import Quantized, ul2q
 from .._validate import check_bits
 from ..api import fake_quantize_with, quantize_with
 from ..kernels import select
+from ..kernels.reference import WEIGHT_DTYPES
 from ..schemes import SCHEMES
 
-SCHEME_NAMES = ("float", "ul2q", "binary", "ternary", "fixed_point", "clip")
-"""Every scheme a layer can be trained with; ``float`` means no quantisation."""
+SCHEME_NAMES = ("float", *SCHEMES)
+"""Every scheme a layer can be trained with (:data:`ul2q_ref.schemes.SCHEMES`); ``float``
+means no quantisation."""
 
 FIXED_BITS = {name: record.bits[0] for name, record in SCHEMES.items()
               if record.bits[0] == record.bits[1]}
@@ -67,8 +69,9 @@ class _Ul2qQuantizer:
     r"""w_f ↦ w_q = α(q − ½) + β, μL2Q per tensor, for the training loop's every forward pass.
 
     The first call goes through the public :func:`ul2q_ref.fake_quantize` (the whole input
-    contract: dtype, NaN and ±inf, a representable code book). Later calls run the steps of
-    the definition on the kernels directly, with no validation, since they see the same
+    contract: dtype, NaN and ±inf, a representable code book). Later calls run the
+    composition :func:`ul2q_ref.ul2q.fake_quantize` on the kernels directly, with no input
+    validation (the code book's representability is still checked), since they see the same
     layer's shadow weights after an optimiser step: the same dtype and shape, finite unless
     training diverged, which the trainer's loss check reports (:mod:`ul2q_ref.nn.train`).
     Input of another dtype or shape goes through the public call again. The result is the
@@ -85,19 +88,14 @@ class _Ul2qQuantizer:
         if not isinstance(weights, np.ndarray) or self._checked != (weights.dtype,
                                                                      weights.shape):
             result = fake_quantize_with("ul2q", weights, self.bits, backend=self.backend)
-            usable = isinstance(weights, np.ndarray) and weights.dtype in _KERNEL_DTYPES
+            usable = isinstance(weights, np.ndarray) and weights.dtype in WEIGHT_DTYPES
             self._checked = (weights.dtype, weights.shape) if usable else None
             return result
-        mean, std = self.kernels.moments(weights, None)
-        alpha, beta, _ = ul2q.code_book(mean, std, self.bits)
-        return self.kernels.fake_quantize(weights, alpha, beta, self.bits, ul2q.ZERO_POINT,
-                                          None, weights.dtype)
+        return ul2q.fake_quantize(weights, self.bits, None, weights.dtype, self.kernels)
 
     def __repr__(self) -> str:
         return f"<μL2Q quantizer, {self.bits} bits, backend={self.backend!r}>"
 
-
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass(frozen=True)

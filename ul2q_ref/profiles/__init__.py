@@ -24,8 +24,7 @@ import numpy as np
 
 from .. import kernels as _kernels
 from .._channels import channel_count
-from ..codebook import Quantized, channel_vector, public_parameter
-from ..ul2q import ZERO_POINT
+from ..codebook import ZERO_POINT, Quantized, channel_vector, public_parameter
 from . import caffe, paper
 from ._record import Profile, ProfileStatistics, unchanged
 from .caffe import NegativeVarianceWarning
@@ -33,11 +32,11 @@ from .paper import paper_lambda
 
 RECORDS: dict[str, Profile] = {
     "exact": Profile("exact", paper.exact_statistics, paper.encode, paper.decode, unchanged,
-                     (1, 16), ZERO_POINT, "float64", per_channel=True),
+                     ZERO_POINT, "float64", per_channel=True),
     "paper": Profile("paper", paper.paper_statistics, paper.encode, paper.decode, unchanged,
-                     (1, 16), ZERO_POINT, "float64", per_channel=True),
+                     ZERO_POINT, "float64", per_channel=True),
     "caffe": Profile("caffe", caffe.statistics, caffe.encode, caffe.decode, caffe.prepare,
-                     (1, 16), ZERO_POINT, "float32", per_channel=False),
+                     ZERO_POINT, "float32", per_channel=False, nan_alpha=True),
 }
 """Every profile's record, by name."""
 
@@ -71,6 +70,10 @@ class ProfileQuantized(Quantized):
 
     profile: str = "exact"
     std: Any = None
+
+    def allows_nan_alpha(self) -> bool:
+        """Whether this profile's α can be NaN (:attr:`Profile.nan_alpha`: caffe)."""
+        return get(self.profile).nan_alpha
 
     def dequantize(self, dtype: Any = None, *, backend: str = "auto") -> np.ndarray:
         """The profile's reconstruction ŵ (``backend`` is checked; only NumPy decodes)."""

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from ..ul2q import Statistics as ProfileStatistics
 
-class ProfileStatistics(NamedTuple):
-    """The statistics step of a profile, one value per channel (float64 vectors).
-
-    For ``"caffe"`` every value is a float32 number stored exactly in float64 (NaN where the
-    variance went negative).
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    lam: np.ndarray
-    alpha: np.ndarray
-    beta: np.ndarray
+__all__ = ["Profile", "ProfileStatistics", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +33,6 @@ class Profile:
         ``(codes, alpha, beta, zero_point, axis, dtype, kernels) -> ŵ``.
     prepare : callable
         ``weights -> weights`` as the implementation holds them (caffe: float32).
-    bits : tuple of int
-        The bit range (lowest, highest).
     zero_point : float
         z of the reconstruction α(q − z) + β (½: the μL2Q cell centres).
     parameter_dtype : str
@@ -52,6 +40,13 @@ class Profile:
     per_channel : bool
         Whether the implementation has a per-channel mode (the public ``quantize`` refuses
         an ``axis`` otherwise).
+    nan_alpha : bool
+        Whether its α can be NaN (the caffe profile's negative-variance channels), which
+        its results then accept (:meth:`ProfileQuantized.allows_nan_alpha`).
+
+    The statistics step returns :class:`ul2q_ref.ul2q.Statistics` (μ, σ, λ, α, β per
+    channel; for ``"caffe"`` float32 numbers held exactly in float64, NaN where the variance
+    went negative).
     """
 
     name: str
@@ -59,10 +54,10 @@ class Profile:
     encode: Callable[..., np.ndarray]
     decode: Callable[..., np.ndarray]
     prepare: Callable[[np.ndarray], np.ndarray]
-    bits: tuple[int, int]
     zero_point: float
     parameter_dtype: str
     per_channel: bool
+    nan_alpha: bool = False
 
 
 def unchanged(weights: Any) -> Any:

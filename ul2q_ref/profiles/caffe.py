@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from .._channels import as_rows, broadcastable
-from ..codebook import code_dtype, code_range
-from ..ul2q import ZERO_POINT
-from ._record import ProfileStatistics
+from ..codebook import ZERO_POINT, code_dtype, code_range
+from ..ul2q import Statistics as ProfileStatistics
 
 LAMBDA_TABLE = (
     1.5950161625215948,

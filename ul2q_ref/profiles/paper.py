@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import codebook
+from .. import codebook, ul2q
 from .._channels import as_rows
-from ..codebook import code_dtype
-from ..gaussian import PAPER_TABLE_I, optimal_lambda
-from ._record import ProfileStatistics
+from ..gaussian import PAPER_TABLE_I
+from ..ul2q import Statistics as ProfileStatistics
 
 
 def paper_lambda(bits: int, value_range: float | None = None) -> float:
@@ -45,10 +44,9 @@ def paper_lambda(bits: int, value_range: float | None = None) -> float:
 
 def exact_statistics(weights: np.ndarray, bits: int, axis: int | None, kernels: Any
                      ) -> ProfileStatistics:
-    """μ, σ (two-pass, float64), λ = λ_k*, α = λσ, β = μ per channel."""
-    mean, std = kernels.moments(weights, axis)
-    lam = np.full(mean.shape, optimal_lambda(bits))
-    return ProfileStatistics(mean, std, lam, lam * std, mean)
+    """The definition's statistics step (:func:`ul2q_ref.ul2q.statistics`): μ, σ (two-pass,
+    float64), λ = λ_k*, α = λσ, β = μ per channel."""
+    return ul2q.statistics(weights, bits, axis, kernels)
 
 
 def paper_statistics(weights: np.ndarray, bits: int, axis: int | None, kernels: Any
@@ -60,13 +58,13 @@ def paper_statistics(weights: np.ndarray, bits: int, axis: int | None, kernels: 
     else:
         rows = as_rows(weights, axis).astype(np.float64)
         lam = np.array([paper_lambda(bits, row.max() - row.min()) for row in rows])
-    return ProfileStatistics(mean, std, lam, lam * std, mean)
+    return ul2q.code_book(mean, std, lam)
 
 
 def encode(weights: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
            axis: int | None, kernels: Any) -> np.ndarray:
     """The definition's code rule, q = clip(⌊(w − β)/α⌋ + 1, …) (:func:`ul2q_ref.ul2q.encode`)."""
-    return kernels.encode(weights, alpha, beta, bits, axis, code_dtype(bits))
+    return ul2q.encode(weights, alpha, beta, bits, axis, kernels)
 
 
 def decode(codes: np.ndarray, alpha: np.ndarray, beta: np.ndarray, zero_point: float,

@@ -9,15 +9,13 @@ that ``torch.from_numpy`` wraps without copying. Either way the results are bit 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from .. import kernels as registry
-from .._validate import _check_finite, check_finite_given_moments
-from ..codebook import check_representable, code_dtype, code_range
-from ..ul2q import ZERO_POINT
+from .. import ul2q
+from .._validate import FinitenessChecked, _check_finite
+from ..codebook import ZERO_POINT, check_representable
 
 _NUMPY_FLOATS = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 _RANGE_OF = {**_NUMPY_FLOATS, torch.bfloat16: np.float32}
@@ -35,25 +33,22 @@ def as_array(w: torch.Tensor, name: str = "w", *, check: bool = True) -> np.ndar
     return array
 
 
-def _kernels() -> Any:
-    """The compiled kernels when built, else their NumPy twins (:mod:`ul2q_ref.kernels`)."""
-    return registry.select("auto")
+def _kernels() -> FinitenessChecked:
+    """The compiled kernels when built, else their NumPy twins (:mod:`ul2q_ref.kernels`), with
+    the finiteness check of the public layer on the moments."""
+    return FinitenessChecked(registry.select("auto"))
 
 
 def moments(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
     """μ and σ per channel as float64 vectors (length 1 per tensor); ValueError if `array`
     holds NaN or ±inf."""
-    with np.errstate(all="ignore"):  # non-finite input is reported below, not warned about
-        mean, std = _kernels().moments(array, axis)
-    mean, std = np.atleast_1d(mean).astype(np.float64), np.atleast_1d(std).astype(np.float64)
-    check_finite_given_moments(array, mean, std)
-    return mean, std
+    return _kernels().moments(array, axis)
 
 
 def encode(array: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
            axis: int | None) -> np.ndarray:
     """Codes of dtype ``code_dtype(bits)``, as :func:`ul2q_ref.encode`."""
-    return _kernels().encode(array, alpha, beta, bits, axis, code_dtype(bits))
+    return ul2q.encode(array, alpha, beta, bits, axis, registry.select("auto"))
 
 
 def decode(codes: np.ndarray, alpha: np.ndarray, beta: np.ndarray, axis: int | None,
@@ -63,15 +58,16 @@ def decode(codes: np.ndarray, alpha: np.ndarray, beta: np.ndarray, axis: int | N
     if codes.size:  # the rule of docs/spec.md: no level may overflow to ±inf
         check_representable(alpha, beta, ZERO_POINT, int(codes.min()), int(codes.max()),
                             _RANGE_OF.get(dtype, np.float64))
-    out = _kernels().decode(codes, alpha, beta, ZERO_POINT, axis, target)
+    out = ul2q.dequantize(codes, alpha, beta, axis, target, registry.select("auto"))
     return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)
 
 
-def fake_quantize(array: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
-                  axis: int | None, dtype: torch.dtype) -> torch.Tensor:
-    """decode(encode(w)) in one pass of the kernel."""
+def fake_quantize(array: np.ndarray, bits: int, axis: int | None,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """ŵ of `array` in `dtype` by :func:`ul2q_ref.ul2q.fake_quantize` (finiteness checked on
+    the moments; bfloat16 computed in float64, its levels checked against float32's range,
+    then rounded once by torch)."""
     target = _NUMPY_FLOATS.get(dtype, np.float64)
-    check_representable(alpha, beta, ZERO_POINT, *code_range(bits),
-                        _RANGE_OF.get(dtype, np.float64))
-    out = _kernels().fake_quantize(array, alpha, beta, bits, ZERO_POINT, axis, target)
+    out = ul2q.fake_quantize(array, bits, axis, target, _kernels(),
+                             range_dtype=_RANGE_OF.get(dtype, np.float64))
     return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)

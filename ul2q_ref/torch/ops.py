@@ -256,10 +256,7 @@ _fake_quantize_op = torch.library.custom_op("ul2q::fake_quantize", _fake_quantiz
 def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
     if not _use_kernel(w, mode):
         return _fake_quantize_on_device(w, bits, axis, mode)  # the device path, forced
-    array = _cpu.as_array(w, check=False)
-    mean, std = _cpu.moments(array, axis)  # checks finiteness
-    alpha = optimal_lambda(bits) * std
-    return _cpu.fake_quantize(array, alpha, mean, bits, axis, w.dtype)
+    return _cpu.fake_quantize(_cpu.as_array(w, check=False), bits, axis, w.dtype)
 
 
 @_fake_quantize_op.register_fake
