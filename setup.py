@@ -155,6 +155,7 @@ setup(
         "test": [
             "pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5", "matplotlib>=3.5",
             "torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16", "safetensors>=0.4",
+            "mypy>=1.8",  # .ci/run's lint step (ruff is above)
         ],
         "plot": ["matplotlib>=3.5"],
         "torch": ["torch>=2.0"],

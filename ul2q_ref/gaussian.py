@@ -29,7 +29,10 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
-from scipy import optimize, special
+
+# scipy is imported where it is first needed (the tail ratio, the cell integrals, the root
+# finder), not with the package: `scipy.special` and `scipy.optimize` take several times as
+# long to import as NumPy itself (benchmarks/bench_startup.py, docs/performance.md).
 
 SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -61,6 +64,8 @@ def mills_ratio(x: np.ndarray | float) -> np.ndarray:
     Computed as √(π/2)·erfcx(x/√2) (``scipy.special.erfcx``), which stays accurate where
     1 − Φ(x) itself would underflow or lose digits.
     """
+    from scipy import special
+
     x = np.asarray(x, dtype=np.float64)
     return math.sqrt(math.pi / 2.0) * special.erfcx(x / math.sqrt(2.0))
 
@@ -91,6 +96,8 @@ def inner_cell_integrals(
     is used where h(|c| + 1) ≤ 1; elsewhere the cell is wide or lies so far out in the tail
     that the closed form's cancellation costs nothing that matters.
     """
+    from scipy import special
+
     c = np.abs(np.asarray(centres, dtype=np.float64))
     h = float(half_width)
     m1 = np.empty_like(c)
@@ -214,6 +221,8 @@ def optimal_lambda(bits: int) -> float:
 
 @functools.cache
 def _optimal_lambda(bits: int) -> float:
+    from scipy import optimize
+
     return optimize.brentq(
         expected_loss_derivative,
         2.0 ** (1 - bits),

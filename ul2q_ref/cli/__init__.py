@@ -1,7 +1,11 @@
 """The ``ul2q-ref`` command line: a thin layer over the library.
 
 Each sub-command lives in its own module with two functions, ``add_parser(subparsers)`` and
-``run(args) -> int``; :data:`COMMANDS` lists them in the order ``--help`` shows them.
+``run(args) -> int``; :data:`COMMANDS` lists them, with the one-line summary ``--help`` shows,
+in the order it shows them. A module is imported only when its command runs (or its own
+``--help`` is asked for), so ``ul2q-ref --help`` imports none of them: no SciPy, matplotlib
+or PyTorch for a listing. Adding a command is one entry in :data:`COMMANDS` (and its module);
+``tests/test_cli_startup.py`` checks that each entry's summary is its module's ``help``.
 
 :func:`main` is the one error boundary: every expected failure (bad arguments, bad or missing
 files, OS errors such as a full disk) ends as one line ``ul2q-ref SUBCOMMAND: error: …`` on
@@ -19,15 +23,27 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..io import FileFormatError
 from ._common import CommandError
 
-COMMANDS = ("lambdas", "quantize", "dequantize", "inspect", "plan", "train", "export", "evaluate",
-            "vectors", "check", "reproduce")
-"""Sub-command modules of this package, in the order the help lists them."""
+COMMANDS: dict[str, str] = {
+    "lambdas": "print the exact optimal step λ_k* and its loss for each bit width",
+    "quantize": "quantise a .npy tensor or a whole model with μL2Q and save the codes",
+    "dequantize": "decode a quantised model (or tensor) to float weights",
+    "inspect": "test the normality premise on a model file, layer by layer",
+    "plan": "choose per-layer bit widths for a budget (exact optimum)",
+    "train": "train a LeNet-5-class model with μL2Q quantisation-aware training",
+    "export": "export a training checkpoint as an integer model",
+    "evaluate": "print the test accuracy of a checkpoint or an integer model",
+    "vectors": "write the conformance vectors for checking other implementations",
+    "check": "check an implementation's results against the conformance vectors",
+    "reproduce": "re-derive the paper's evaluation as a report (tables, figures, JSON)",
+}
+"""Sub-command modules of this package by name, with the summary the listing shows (the
+module's own ``help``), in the order the help lists them."""
 
 EXIT_ERROR = 2
 """Exit status of an expected failure (bad arguments, bad files, OS errors)."""
@@ -43,8 +59,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``ul2q-ref`` with every sub-command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``ul2q-ref``.
+
+    `command`'s sub-parser is its module's, in full (the module is imported); every other
+    command is listed by its name and summary alone, without importing its module. ``None``
+    gives the listing only, which is all ``ul2q-ref --help`` needs.
+    """
     parser = Parser(
         prog="ul2q-ref",
         description=(
@@ -58,10 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an error (also UL2Q_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{name}")
-        module.add_parser(subparsers)
+    for name, summary in COMMANDS.items():
+        if name == command:
+            importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The sub-command `argv` runs: its first argument that is not an option, if it is one of
+    :data:`COMMANDS` (the top-level options, ``--debug``, ``--version`` and ``--help``, take
+    no value)."""
+    first = next((argument for argument in argv if not argument.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 class _Terminated(BaseException):
@@ -76,8 +107,8 @@ def _on_signal(signum: int, frame: object) -> None:
     raise _Terminated(signum)
 
 
-def _install_signal_handlers() -> dict[int, object]:
-    previous = {}
+def _install_signal_handlers() -> dict[int, Any]:
+    previous: dict[int, Any] = {}
     for name in ("SIGTERM", "SIGHUP"):
         number = getattr(signal, name, None)
         if number is None:
@@ -109,7 +140,7 @@ def debug_requested(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ul2q-ref`` with `argv` (default: ``sys.argv[1:]``); return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(command_named(argv))
     args = parser.parse_args(argv)
     debug = args.debug or debug_requested([])
     name = args.subcommand
@@ -139,4 +170,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
+            signal.signal(number, handler)

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-FLOAT_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
-_UINT = {"float32": np.dtype("<u4"), "float64": np.dtype("<u8")}
-_INT = {"float32": np.dtype("<i4"), "float64": np.dtype("<i8")}
+FLOAT_DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+_UINT: dict[str, np.dtype[Any]] = {"float32": np.dtype("<u4"), "float64": np.dtype("<u8")}
+_INT: dict[str, np.dtype[Any]] = {"float32": np.dtype("<i4"), "float64": np.dtype("<i8")}
 _DIGITS = {"float32": 8, "float64": 16}
 
 

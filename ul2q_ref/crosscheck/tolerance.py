@@ -52,8 +52,7 @@ def stats_tolerance(
         if scheme == "ternary":
             bounds["threshold"] = 2 * (n + 3)
         return bounds
-    alpha_bound: int | None = 0
-    beta_bound: int | None = 0
+    alpha_bound = beta_bound = 0
     std, lam = stats.details["std"], stats.details["lam"]
     for channel, row in enumerate(rows):
         mean = float(stats.beta[channel])
@@ -61,8 +60,7 @@ def stats_tolerance(
             values = row.astype(np.float32).astype(np.float64)
             unit = 2.0**-24
             if not float(std[channel]) > 0.0:
-                alpha_bound = beta_bound = None
-                break
+                return {"alpha": None, "beta": None}
             beta_error = _gamma(n, unit) * float(np.mean(np.abs(values)))
             square_mean = float(np.mean(values * values))
             variance = float(std[channel]) ** 2

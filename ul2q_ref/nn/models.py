@@ -111,7 +111,9 @@ class Sequential:
             if i == 0 and not need_input_grad:
                 layer.backward(grad_out, need_input_grad=False)
                 return None
-            grad_out = layer.backward(grad_out)
+            grad_in = layer.backward(grad_out)
+            assert grad_in is not None  # asked for (need_input_grad defaults to True)
+            grad_out = grad_in
         return grad_out
 
     # ----- access ------------------------------------------------------------

@@ -264,6 +264,7 @@ def _train_job(job: Job, runs_dir: Path | None, dataset: Dataset | None,
     job_dir = None if runs_dir is None else runs_dir / job.key
     resume = job_dir is not None and (job_dir / CHECKPOINT_NAME).exists()
     if resume:
+        assert job_dir is not None
         saved = load_checkpoint(job_dir / CHECKPOINT_NAME)["config"]
         if replace(saved, epochs=job.config.epochs) != job.config:
             raise ValueError(f"--out: {job_dir} holds a training of another configuration; "
@@ -334,6 +335,8 @@ def _rows(runs: Sequence[str], seeds: Sequence[int],
             continue
         values = [record["test_accuracy_percent"] for record in records]
         stats = seed_statistics(values)
+        mean = stats["mean"]
+        assert mean is not None  # seed_statistics always has a mean
         scheme, bits = RUNS[name]
         paper = PAPER_ACCURACY[name]
         rows.append({
@@ -343,10 +346,10 @@ def _rows(runs: Sequence[str], seeds: Sequence[int],
             "layers": records[0]["layers"],
             "seeds": [record["seed"] for record in records],
             "per_seed_percent": values,
-            "test_accuracy_percent": stats["mean"],
+            "test_accuracy_percent": mean,
             "sd_percent": stats["sd"],
             "paper_accuracy_percent": paper,
-            "difference_to_paper_points": None if paper is None else stats["mean"] - paper,
+            "difference_to_paper_points": None if paper is None else mean - paper,
             "epochs": records[0]["epochs"],
             "seconds": sum(record["seconds"] for record in records),
         })
