@@ -220,7 +220,7 @@ def compute(
 
     def finish(job: Job, record: dict[str, Any]) -> None:
         done[job.key] = record
-        results["rows"] = _rows(runs, seeds, done)
+        results.update(summarise(_rows(runs, seeds, done), results["test_images"]))
         if log is not None:
             log(f"accuracy [{len(done)}/{len(work)}] {job.key}: "
                 f"{record['test_accuracy_percent']:.2f}% test accuracy "
@@ -249,7 +249,7 @@ def compute(
                 finished, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for future in finished:
                     finish(futures.pop(future), future.result())
-    results["rows"] = _rows(runs, seeds, done)
+    results.update(summarise(_rows(runs, seeds, done), results["test_images"]))
     float_config = None
     if "float" in runs:
         float_config = replace(run_config(base, "float", layers), seed=seeds[0])
@@ -355,6 +355,91 @@ def _rows(runs: Sequence[str], seeds: Sequence[int],
         })
     _compare_to_float(rows)
     return rows
+
+
+ORDERINGS = (("ul2q-1", "binary"), ("ul2q-2", "ternary"), ("ul2q-2", "fixed_point-2"))
+"""The paper's orderings, (better, worse): μL2Q ≥ binary at 1 bit, ≥ ternary and ≥ dynamic
+fixed point at 2 bits."""
+
+TABLE_IV_RUNS = ("ul2q-1", "ul2q-2", "ul2q-4", "ul2q-8", "ul2q-16")
+"""The μL2Q rows compared with the paper's Table IV."""
+
+TABLE_IV_MARGIN_POINTS = 0.15
+"""How far below Table IV a μL2Q mean may be and still count as agreeing (points)."""
+
+
+def summarise(rows: list[dict[str, Any]], test_images: int | None) -> dict[str, Any]:
+    """The accuracy part's rows with the judgements made on them: ``noise``, ``orderings``
+    and ``table_iv`` (:func:`noise`, :func:`orderings`, :func:`table_iv`), for results.json.
+    """
+    return {"rows": rows, "noise": noise(rows, test_images), "orderings": orderings(rows),
+            "table_iv": table_iv(rows)}
+
+
+def noise(rows: Sequence[dict[str, Any]], test_images: int | None) -> dict[str, Any] | None:
+    r"""How large a difference between two runs must be to mean anything.
+
+    With p the float run's test accuracy (the first row's if there is no float run) on n test
+    images, the binomial standard error is SE = 100·√(p(1 − p)/n) points, and a difference
+    between two runs below 2·√2·SE (two standard errors of a difference of two independent
+    accuracies) is not evidence either way. None without rows or a test-set size.
+    """
+    if not rows or not test_images:
+        return None
+    reference = next((row for row in rows if row["run"] == "float"), rows[0])
+    p = reference["test_accuracy_percent"] / 100.0
+    error = 100.0 * math.sqrt(max(p * (1.0 - p), 0.0) / test_images)
+    return {"test_images": test_images, "reference_run": reference["run"],
+            "accuracy_percent": 100.0 * p, "standard_error_points": error,
+            "meaningful_difference_points": 2.0 * math.sqrt(2.0) * error}
+
+
+def orderings(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each of :data:`ORDERINGS` whose two runs are present, judged with the seeds' spread.
+
+    gap = mean(better) − mean(worse) in points, combined sd = √(sd₁² + sd₂²) (0 for one
+    seed). Verdicts: "holds" (gap ≥ 2·sd, or gap ≥ 0 with one seed), "holds on the means"
+    (0 ≤ gap < 2·sd), "not on the means" (−2·sd < gap < 0), "does not hold" (otherwise).
+    """
+    by_run = {row["run"]: row for row in rows}
+    judged = []
+    for better, worse in ORDERINGS:
+        if better not in by_run or worse not in by_run:
+            continue
+        a, b = by_run[better], by_run[worse]
+        gap = a["test_accuracy_percent"] - b["test_accuracy_percent"]
+        spread = math.hypot(a.get("sd_percent") or 0.0, b.get("sd_percent") or 0.0)
+        if spread == 0.0:
+            verdict = "holds" if gap >= 0 else "does not hold"
+            detail = "one seed: no spread to judge by"
+        elif gap >= 2 * spread:
+            verdict, detail = "holds", "by more than twice the combined sd"
+        elif gap >= 0:
+            verdict, detail = "holds on the means", "within twice the combined sd"
+        elif gap > -2 * spread:
+            verdict, detail = "not on the means", "but within twice the combined sd"
+        else:
+            verdict, detail = "does not hold", "by more than twice the combined sd"
+        judged.append({"better": better, "worse": worse, "gap_points": gap,
+                       "combined_sd_points": spread, "verdict": verdict, "detail": detail})
+    return judged
+
+
+def table_iv(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """μL2Q's mean minus Table IV at each k of :data:`TABLE_IV_RUNS` that ran, and whether
+    every one is at least −:data:`TABLE_IV_MARGIN_POINTS`, judged on the differences as
+    reported (to two decimals). None when no such run has a published value."""
+    by_run = {row["run"]: row for row in rows}
+    differences = {}
+    for name in TABLE_IV_RUNS:
+        row = by_run.get(name)
+        if row is not None and row.get("difference_to_paper_points") is not None:
+            differences[str(row["bits"])] = row["difference_to_paper_points"]
+    if not differences:
+        return None
+    within = all(round(value, 2) >= -TABLE_IV_MARGIN_POINTS for value in differences.values())
+    return {"difference_points_by_bits": differences, "margin_points": TABLE_IV_MARGIN_POINTS,
+            "within_margin": within}
 
 
 @contextmanager

@@ -396,41 +396,25 @@ def _policy(settings: Mapping[str, Any]) -> str:
 
 
 def _claims(part: Mapping[str, Any]) -> str:
-    """The paper's orderings (μL2Q ≥ binary at 1 bit, ≥ ternary and ≥ FP-2 at 2 bits) and
-    whether μL2Q is within 0.15 points of Table IV, judged with the spread over seeds."""
-    rows = {row["run"]: row for row in part["rows"]}
-    verdicts = []
-    for ours, other in (("ul2q-1", "binary"), ("ul2q-2", "ternary"), ("ul2q-2", "fixed_point-2")):
-        if ours in rows and other in rows:
-            a, b = rows[ours], rows[other]
-            gap = a["test_accuracy_percent"] - b["test_accuracy_percent"]
-            spread = math.hypot(a.get("sd_percent") or 0.0, b.get("sd_percent") or 0.0)
-            if spread == 0.0:
-                verdict = "holds" if gap >= 0 else "does not hold"
-                detail = "one seed: no spread to judge by"
-            elif gap >= 2 * spread:
-                verdict, detail = "holds", "by more than twice the combined sd"
-            elif gap >= 0:
-                verdict, detail = "holds on the means", "within twice the combined sd"
-            elif gap > -2 * spread:
-                verdict, detail = "not on the means", "but within twice the combined sd"
-            else:
-                verdict, detail = "does not hold", "by more than twice the combined sd"
-            verdicts.append(f"{run_label(a)} ≥ {run_label(b)}: {verdict} ({gap:+.2f} points, "
-                            f"combined sd {spread:.2f}; {detail})")
-    close = []
-    for name in ("ul2q-1", "ul2q-2", "ul2q-4", "ul2q-8", "ul2q-16"):
-        row = rows.get(name)
-        if row is not None and row.get("difference_to_paper_points") is not None:
-            close.append(f"{row['bits']}: {row['difference_to_paper_points']:+.2f}")
+    """The judgements results.json holds: the paper's orderings and the Table IV agreement
+    (:func:`ul2q_ref.reproduce.accuracy.summarise`)."""
+    labels = {row["run"]: run_label(row) for row in part["rows"]}
+    verdicts = [f"{labels[item['better']]} ≥ {labels[item['worse']]}: {item['verdict']} "
+                f"({item['gap_points']:+.2f} points, combined sd "
+                f"{item['combined_sd_points']:.2f}; {item['detail']})"
+                for item in part.get("orderings") or ()]
     lines = []
     if verdicts:
         lines.append("The paper's orderings, here: " + "; ".join(verdicts) + ".")
-    if close:
-        within = all(float(item.split(": ")[1]) >= -0.15 for item in close)
+    agreement = part.get("table_iv")
+    if agreement:
+        close = [f"{bits}: {value:+.2f}"
+                 for bits, value in agreement["difference_points_by_bits"].items()]
+        margin = agreement["margin_points"]
         lines.append("μL2Q mean minus Table IV, by k: " + ", ".join(close) + " points ("
-                     + ("within 0.15 points or above at every k" if within else
-                        "more than 0.15 points below at some k") + ").")
+                     + (f"within {margin:g} points or above at every k"
+                        if agreement["within_margin"] else
+                        f"more than {margin:g} points below at some k") + ").")
     return " ".join(lines)
 
 
@@ -457,15 +441,16 @@ def _published(value: float | str | None) -> str:
 
 
 def _noise(part: Mapping[str, Any]) -> str:
-    """How large a difference between two runs must be to mean anything."""
-    count = part["test_images"]
-    float_row = next((row for row in part["rows"] if row["run"] == "float"), part["rows"][0])
-    p = float_row["test_accuracy_percent"] / 100.0
-    error = 100.0 * math.sqrt(max(p * (1.0 - p), 0.0) / count)
-    return (f"Noise: on {count:,} test images an accuracy near {100 * p:.2f} % has a binomial "
-            f"standard error of {error:.2f} points, so a difference between two runs smaller "
-            f"than about {2 * math.sqrt(2) * error:.2f} points (2·√2 SE) is not evidence "
-            "either way.")
+    """How large a difference between two runs must be to mean anything (results.json's
+    ``noise``, :func:`ul2q_ref.reproduce.accuracy.noise`); empty without it."""
+    noise = part.get("noise")
+    if not noise:
+        return ""
+    return (f"Noise: on {noise['test_images']:,} test images an accuracy near "
+            f"{noise['accuracy_percent']:.2f} % has a binomial standard error of "
+            f"{noise['standard_error_points']:.2f} points, so a difference between two runs "
+            f"smaller than about {noise['meaningful_difference_points']:.2f} points (2·√2 SE) "
+            "is not evidence either way.")
 
 
 def _normality(part: Mapping[str, Any], results: Mapping[str, Any]) -> str:
