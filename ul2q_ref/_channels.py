@@ -7,7 +7,7 @@ each computed over the ``in·kh·kw`` values of that channel.
 
 Inside the package α, β (and μ, σ, λ) always have one form: a 1-D float64 vector with one
 entry per channel, of length 1 for a whole tensor. Only the public result turns a length-1
-vector into a scalar (:func:`ul2q_ref.api.public_parameter`).
+vector into a scalar (:func:`ul2q_ref.codebook.public_parameter`).
 """
 
 from __future__ import annotations
