@@ -57,16 +57,6 @@ def check_result(result: Quantized, dtype: Any = None) -> Quantized:
 # --------------------------------------------------------------------------- statistics
 
 
-def _checked(kernels: ModuleType) -> FinitenessChecked:
-    """The step implementations of a backend, with the finiteness check on the moments.
-
-    The weights pass :func:`as_weights` without the scan for NaN and ±inf; the moments then
-    prove them finite or trigger the scan (:class:`ul2q_ref._validate.FinitenessChecked`),
-    the same way for every backend.
-    """
-    return FinitenessChecked(kernels)
-
-
 def moments(
     w: Any, axis: int | None = None, *, backend: str = "auto"
 ) -> tuple[np.float64 | np.ndarray, np.float64 | np.ndarray]:
@@ -94,7 +84,7 @@ def moments(
     mean, std : numpy.float64 or numpy.ndarray
         Scalars for ``axis=None``, else read-only float64 vectors with one entry per channel.
     """
-    kernels = _checked(select(backend))
+    kernels = FinitenessChecked(select(backend))  # the NaN/±inf check rides on μ, σ
     weights = as_weights(w, check_finite=False)
     channel_axis = check_axis(axis, weights.ndim)
     mean, std = kernels.moments(weights, channel_axis)
@@ -142,7 +132,7 @@ def quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile)
-    kernels = _checked(select(backend))
+    kernels = FinitenessChecked(select(backend))  # the NaN/±inf check rides on μ, σ
     weights = as_weights(w, check_finite=False)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
@@ -164,7 +154,7 @@ def fake_quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile).dequantize()
-    kernels = _checked(select(backend))
+    kernels = FinitenessChecked(select(backend))  # the NaN/±inf check rides on μ, σ
     weights = as_weights(w, check_finite=False)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
