@@ -132,11 +132,7 @@ def quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile)
-    kernels = FinitenessChecked(select(backend))  # the NaN/±inf check rides on μ, σ
-    weights = as_weights(w, check_finite=False)
-    bits = check_bits(bits)
-    channel_axis = check_axis(axis, weights.ndim)
-    return ul2q.quantize(weights, bits, channel_axis, output_dtype(weights, w), kernels)
+    return ul2q.quantize(*_exact_input(w, bits, axis, backend))
 
 
 def fake_quantize(
@@ -154,11 +150,19 @@ def fake_quantize(
     """
     if profile != "exact":
         return _with_profile(w, bits, axis, backend, profile).dequantize()
-    kernels = FinitenessChecked(select(backend))  # the NaN/±inf check rides on μ, σ
+    return ul2q.fake_quantize(*_exact_input(w, bits, axis, backend))
+
+
+def _exact_input(w: Any, bits: Any, axis: Any, backend: str
+                 ) -> tuple[np.ndarray, int, int | None, np.dtype, FinitenessChecked]:
+    """The arguments of :func:`ul2q_ref.ul2q.quantize` and ``fake_quantize`` from what the
+    user passed: weights, k, the channel axis, the reconstruction's dtype, and the kernels of
+    `backend` with the finiteness check riding on the moments (one pass over w fewer)."""
+    kernels = FinitenessChecked(select(backend))
     weights = as_weights(w, check_finite=False)
     bits = check_bits(bits)
     channel_axis = check_axis(axis, weights.ndim)
-    return ul2q.fake_quantize(weights, bits, channel_axis, output_dtype(weights, w), kernels)
+    return weights, bits, channel_axis, output_dtype(weights, w), kernels
 
 
 def _with_profile(
