@@ -155,7 +155,9 @@ setup(
         "test": [
             "pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5", "matplotlib>=3.5",
             "torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16", "safetensors>=0.4",
+            "jsonschema>=4.18",
         ],
+        "check": ["jsonschema>=4.18"],
         "plot": ["matplotlib>=3.5"],
         "torch": ["torch>=2.0"],
         "models": ["safetensors>=0.4", "onnx>=1.14"],
