@@ -32,7 +32,8 @@ V1_FIXTURE = ROOT / "tests" / "data" / "vectors_v1"
 
 V1_CASE_LINES_SHA256 = "c55ea33f8c74148f5831ddb29e79c9d2f08285dd01e7182663aa101cca9c63df"
 """SHA-256 of the 369 version-1 case lines of 65344f1's ``ul2q-ref vectors`` (each line
-without its indent and trailing comma, joined by newlines): the version-1 cases must keep their bytes."""
+without its indent and trailing comma, joined by newlines): the version-1 cases must keep
+their bytes."""
 
 TIE_THRESHOLDS = {2: {1}, 3: {1, 2, 3}, 4: {1, 3, 4, 7}, 8: {1, 3, 64, 127}}
 """The thresholds j with probes at β ± jα, per k (chosen by hand; 1, 3, 7, 127 are odd)."""
