@@ -103,3 +103,48 @@ def test_a_long_offending_value_is_cut_to_one_short_line(document):
     message = str(caught.value)
     assert message.startswith("$.cases[0].comment") and message.endswith("...")
     assert len(message) == 300 and "\n" not in message
+
+
+# --------------------------------------------------------------------------- results files
+
+
+@pytest.fixture(scope="module")
+def results():
+    from ul2q_ref.crosscheck.reference_impl import solve
+    from ul2q_ref.crosscheck.vectors import RESULTS_FORMAT, request_for
+
+    cases = generate_cases()
+    chosen = cases[:3] + [c for c in cases if c.scheme == "ternary"][:1]
+    return {"format": RESULTS_FORMAT, "schema_version": 1,
+            "results": [solve(request_for(case)) for case in chosen]}
+
+
+def test_results_files_follow_their_schema(results):
+    shipped = schema.results_schema()
+    jsonschema.Draft202012Validator.check_schema(shipped)
+    schema.validate_results(results)
+    schema.validate_results(results["results"])  # a bare list is accepted too
+    schema.validate_results([{"id": "x", "error": "not implemented"}])
+
+
+RESULT_EDITS = [
+    ("string code", lambda d: d["results"][0]["encode"]["codes"].__setitem__(0, "1"),
+     "$.results[0].encode.codes[0]"),
+    ("bad hex", lambda d: d["results"][1]["quantize"]["alpha"]["hex"].__setitem__(0, "xyz"),
+     "$.results[1].quantize.alpha.hex[0]"),
+    ("missing id", lambda d: d["results"][2].pop("id"), "$.results[2]"),
+    ("no codes", lambda d: d["results"][0]["quantize"].pop("codes"), "$.results[0].quantize"),
+    ("version 2", lambda d: d.__setitem__("schema_version", 2), "$.schema_version"),
+    ("other format", lambda d: d.__setitem__("format", "x"), "$.format"),
+    ("not an object", lambda d: d["results"].__setitem__(0, 42), "$.results[0]"),
+]
+
+
+@pytest.mark.parametrize("name, edit, path", RESULT_EDITS,
+                         ids=[name for name, _, _ in RESULT_EDITS])
+def test_a_tampered_results_file_names_the_path(results, name, edit, path):
+    tampered = copy.deepcopy(results)
+    edit(tampered)
+    with pytest.raises(schema.SchemaError) as caught:
+        schema.validate_results(tampered)
+    assert str(caught.value).startswith(path), str(caught.value)

@@ -1,4 +1,5 @@
-"""Validate ``vectors.json`` against the JSON Schema shipped beside this module.
+"""Validate ``vectors.json`` and results files against the JSON Schemas shipped beside this
+module (``vectors.schema.json``, ``results.schema.json``).
 
 The checker reads vectors written by anyone, so it validates them first: a tampered file
 (``"shape": [-1]``, a code that is not an integer, a missing field) is a one-line error
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from . import SCHEMA_PATH
+from . import RESULTS_SCHEMA_PATH, SCHEMA_PATH
 
 INSTALL_HINT = "pip install 'ul2q-ref[check]' (or pip install jsonschema)"
 """What to install for validation."""
@@ -37,6 +38,13 @@ class ValidatorMissingError(ImportError):
 def vectors_schema() -> dict[str, Any]:
     """The shipped schema of ``vectors.json``."""
     schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+@lru_cache(maxsize=1)
+def results_schema() -> dict[str, Any]:
+    """The shipped schema of a results file (``ul2q-ref check --results FILE``)."""
+    schema: dict[str, Any] = json.loads(RESULTS_SCHEMA_PATH.read_text(encoding="utf-8"))
     return schema
 
 
@@ -88,11 +96,22 @@ def validate(document: Any, schema: dict[str, Any] | None = None) -> None:
         raise SchemaError(_line(error))
 
 
+def validate_results(document: Any) -> None:
+    """Raise :class:`SchemaError` if `document` is not a results file's content.
+
+    The schema checks the structure (ids, hex patterns, integer codes); the lengths and the
+    values are checked per case by the checker, against the case.
+    """
+    validate(document, results_schema())
+
+
 __all__ = [
     "INSTALL_HINT",
     "SchemaError",
     "ValidatorMissingError",
     "errors",
+    "results_schema",
     "validate",
+    "validate_results",
     "vectors_schema",
 ]
