@@ -73,7 +73,7 @@ def test_version_2_is_written_and_version_1_cases_keep_their_bytes(suite_dir, su
     assert digest == V1_CASE_LINES_SHA256, "a version-1 case changed its bytes or its place"
     new_flags = {"pipeline-tie", "zero-tensor", "two-element"}
     assert not any(new_flags & set(json.loads(line)["flags"]) for line in old)
-    assert len(suite.cases) == 449
+    assert len(suite.cases) == 457
 
 
 def test_a_version_1_file_still_loads_and_checks(capsys):
@@ -118,11 +118,28 @@ def is_rounded_sqrt(sigma: float, variance: Fraction) -> bool:
     return (Fraction(sigma) - half) ** 2 <= variance <= (Fraction(sigma) + half) ** 2
 
 
-def test_pipeline_ties_put_values_exactly_on_thresholds_off_the_mean(suite):
+def thresholds_hit(case: vectors.Case) -> tuple[list[Fraction], set[int]]:
+    """(w − β)/α of every value as an exact rational, and the nonzero integers among them."""
+    alpha, beta = float(case.stats.alpha[0]), float(case.stats.beta[0])
+    steps = [(Fraction(float(w)) - Fraction(beta)) / Fraction(alpha)
+             for w in case.weights.reshape(-1)]
+    expected = TIE_THRESHOLDS[case.bits] | {-j for j in TIE_THRESHOLDS[case.bits]}
+    on = {int(t) for t in steps if t.denominator == 1 and t != 0}
+    assert expected <= on, (case.id, sorted(on))
+    return steps, expected
+
+
+def test_pipeline_ties_cover_every_profile_width_and_dtype(suite):
     cases = by_flag(suite, "pipeline-tie")
-    assert len(cases) == 20 and all(c.stats is not None and c.axis is None for c in cases)
-    assert {(c.profile, c.dtype) for c in cases} == {
-        (p, d) for p in ("exact", "paper") for d in ("float32", "float64")}
+    assert len(cases) == 28 and all(c.stats is not None and c.axis is None for c in cases)
+    assert {(c.profile, c.bits, c.dtype) for c in cases} == {
+        (p, k, d) for p in ("exact", "paper", "caffe") for k in TIE_THRESHOLDS
+        for d in ("float32", "float64")}
+    assert any(max(c.stats.alpha) > 1e6 and c.dtype == "float32" for c in cases)  # large α
+
+
+def test_pipeline_ties_put_values_exactly_on_thresholds_off_the_mean(suite):
+    cases = [c for c in by_flag(suite, "pipeline-tie") if c.profile != "caffe"]
     for case in cases:
         k = case.bits
         alpha, beta = float(case.stats.alpha[0]), float(case.stats.beta[0])
@@ -133,17 +150,41 @@ def test_pipeline_ties_put_values_exactly_on_thresholds_off_the_mean(suite):
         assert is_rounded_sqrt(sigma, variance), case.id
         lam = optimal_lambda(k) if case.profile == "exact" else PAPER_TABLE_I[k][0]
         assert alpha == lam * sigma, case.id  # one correctly rounded product
-        # every value on a threshold β + jα, j ≠ 0, exactly as rationals
-        steps = [(Fraction(float(w)) - Fraction(beta)) / Fraction(alpha)
-                 for w in case.weights.reshape(-1)]
-        on = {int(t) for t in steps if t.denominator == 1 and t != 0}
-        expected = TIE_THRESHOLDS[k] | {-j for j in TIE_THRESHOLDS[k]}
-        assert expected <= on, (case.id, sorted(on))
+        # values on thresholds β + jα, j ≠ 0, exactly as rationals
+        steps, _ = thresholds_hit(case)
         # the definition with exact arithmetic: q = clip(⌊(w − β)/α⌋ + 1)
         low, high = 1 - 2 ** (k - 1), 2 ** (k - 1)
         codes = [min(max(math.floor(t) + 1, low), high) for t in steps]
         assert codes == case.codes.reshape(-1).tolist(), case.id
-    assert any(max(c.stats.alpha) > 1e6 and c.dtype == "float32" for c in cases)  # large α
+
+
+def test_caffe_pipeline_ties_send_negative_ties_down(suite):
+    """Caffe's rule of docs/crosscheck.md §1, written out in float32 here."""
+    from ul2q_ref.profiles.caffe import LAMBDA_TABLE
+
+    cases = [c for c in by_flag(suite, "pipeline-tie") if c.profile == "caffe"]
+    assert len(cases) == 8 and all("defect" in c.flags for c in cases)
+    for case in cases:
+        k, f32 = case.bits, np.float32
+        alpha, beta = f32(case.stats.alpha[0]), f32(case.stats.beta[0])
+        mean, variance = exact_statistics(case.weights)
+        assert Fraction(float(beta)) == mean, case.id  # float32 sums exact on these integers
+        sigma = f32(case.stats.details["std"][0])
+        assert abs(Fraction(float(sigma)) ** 2 - variance) < Fraction(float(sigma)) * float(
+            np.spacing(sigma)), case.id  # σ = √variance within float32 rounding
+        assert alpha == f32(f32(LAMBDA_TABLE[k - 1]) * sigma) >= 2, case.id  # + 1e-7 vanishes
+        steps, expected = thresholds_hit(case)
+        reciprocal = f32(1) / alpha
+        w = case.weights.astype(np.float32).reshape(-1)
+        t = (w - beta) * reciprocal  # float32 throughout
+        y = np.clip((t.astype(np.float64) + 0.5).astype(np.float32), 1 - 2 ** (k - 1),
+                    2 ** (k - 1)).astype(np.float64)
+        codes = np.where(y > 0, np.floor(y + 0.5), np.ceil(y - 0.5)).astype(np.int64)
+        assert codes.tolist() == case.codes.reshape(-1).tolist(), case.id
+        for index, step in enumerate(steps):
+            if step in expected:
+                assert t[index] == step, case.id  # a tie in Caffe's own arithmetic
+                assert codes[index] == (step + 1 if step > 0 else step), case.id
 
 
 def half_even_mutant(request: dict) -> dict:
@@ -230,14 +271,14 @@ def test_every_case_passes_with_the_reference_backend(suite_dir, monkeypatch, ca
     monkeypatch.setattr(kernels, "fast", None)
     assert kernels.select("auto") is kernels.reference
     assert main(["check", str(suite_dir), "--self", "--quiet"]) == 0
-    assert capsys.readouterr().out.strip() == "449 passed, 0 failed"
+    assert capsys.readouterr().out.strip() == "457 passed, 0 failed"
 
 
 @pytest.mark.skipif(not kernels.HAVE_FAST, reason="the compiled extension is not built")
 def test_every_case_passes_with_the_compiled_kernels(suite_dir, capsys):
     assert kernels.select("auto") is not kernels.reference
     assert main(["check", str(suite_dir), "--self", "--quiet"]) == 0
-    assert capsys.readouterr().out.strip() == "449 passed, 0 failed"
+    assert capsys.readouterr().out.strip() == "457 passed, 0 failed"
 
 
 # --------------------------------------------------------------------------- data files

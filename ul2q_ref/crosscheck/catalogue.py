@@ -18,7 +18,7 @@ from ..codebook import code_range
 from ..gaussian import optimal_lambda
 from ..stats import moments
 from .case import _DTYPES, _PROFILES, Case, build_case
-from .pipeline_ties import tie_tensor
+from .pipeline_ties import caffe_tie_tensor, tie_tensor
 
 # --------------------------------------------------------------------------- the suite
 
@@ -342,7 +342,7 @@ _SCHEME_BITS = {"binary": 1, "ternary": 2, "fixed_point": 4, "clip": 4}
 def _tie_comment(alpha: float, beta: float, offsets: tuple[int, ...]) -> str:
     thresholds = ", ".join(f"±{j}" for j in offsets)
     return (f"whole pipeline: the tensor's own μ and σ give β = {beta:.9g}, α = {alpha:.9g}; "
-            f"values lie exactly on β + jα for j = {thresholds} (and nowhere near the mean), "
+            f"values lie exactly on β + jα for j = {thresholds}, "
             "each must get the upper cell's code j + 1")
 
 
@@ -362,6 +362,16 @@ def _pipeline_tie_cases(add: Any) -> None:
                 "; α is in the millions and the float32 inputs up to 3e7 are 2 apart")
             add(build_case(case_id, comment, ["tie", "pipeline-tie"], "ul2q", profile, bits,
                            tensor.weights))
+    for dtype in _DTYPES:
+        for bits, offsets in _TIE_THRESHOLDS:
+            case_id = f"ul2q-caffe-k{bits}-{dtype}-pipeline-tie"
+            tensor = caffe_tie_tensor(bits, offsets, dtype, _rng(case_id))
+            comment = _tie_comment(tensor.alpha, tensor.beta, offsets).replace(
+                "each must get the upper cell's code j + 1",
+                "Caffe's t = (w − μ)·f32(1/α) is exactly j there and its rule gives j + 1 "
+                "for j > 0 but j for j < 0 (y = j + ½ rounds away from zero)")
+            add(build_case(case_id, comment, ["tie", "pipeline-tie", "defect"], "ul2q",
+                           "caffe", bits, tensor.weights))
 
 
 def _zero_and_constant_cases(add: Any) -> None:

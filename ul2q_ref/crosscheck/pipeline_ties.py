@@ -87,12 +87,12 @@ def _sums_of_squares_for(sigma: float, count: int) -> list[int]:
             if math.sqrt(total / count) == sigma]
 
 
-def _fill(half_sum: int, pairs_available: int, sigma: float,
-          rng: np.random.Generator) -> list[int] | None:
+def _fill(half_sum: int, pairs_available: int, sigma: float, rng: np.random.Generator,
+          multiple: int = 4) -> list[int] | None:
     """Non-negative integers x (one per ± pair) with Σx² = `half_sum`, `pairs_available` of
-    them: random normal ones (multiples of 4), then a greedy remainder; None if it does not
-    come out at exactly that many."""
-    corrections = 10
+    them: random normal ones (multiples of `multiple`), then a greedy remainder; None if it
+    does not come out at exactly that many."""
+    corrections = min(10, pairs_available - 1)
     for _ in range(40):
         random_pairs = pairs_available - corrections
         if random_pairs < 1:
@@ -100,7 +100,7 @@ def _fill(half_sum: int, pairs_available: int, sigma: float,
         draws = np.abs(rng.standard_normal(random_pairs))
         target = half_sum - 0.5 * sigma * sigma
         scale = math.sqrt(target / float(np.sum(draws * draws)))
-        values = [4 * round(scale * float(z) / 4) for z in draws]
+        values = [multiple * round(scale * float(z) / multiple) for z in draws]
         remainder = half_sum - sum(x * x for x in values)
         if remainder <= 0:
             continue
@@ -175,8 +175,80 @@ def tie_tensor(profile: str, bits: int, offsets: tuple[int, ...], dtype: str, ex
     raise AssertionError(f"no tie tensor found for {profile} k={bits} {offsets}")
 
 
+def _caffe_sigmas_for(step: float, lam: np.float32) -> list[np.float32]:
+    """The float32 σ near step/λ with f32(λ ⊗ σ) = step (float32 multiplication)."""
+    centre = np.float32(step / float(lam))
+    candidates = [centre]
+    for direction in (-np.inf, np.inf):
+        value = centre
+        for _ in range(4):
+            value = np.nextafter(value, np.float32(direction))
+            candidates.append(value)
+    return [sigma for sigma in candidates if np.float32(lam * sigma) == np.float32(step)]
+
+
+def _caffe_sums_of_squares_for(sigma: np.float32, count: int) -> list[int]:
+    """The even integers T with f32(√(T/n)) = σ (T/n exact, the root rounded twice)."""
+    ulp = float(np.spacing(sigma))
+    low = math.floor(count * (float(sigma) - ulp) ** 2)
+    high = math.ceil(count * (float(sigma) + ulp) ** 2)
+    return [total for total in range(low - low % 2, high + 1, 2)
+            if np.float32(math.sqrt(total / count)) == sigma]
+
+
+def _caffe_ties_exact(step: int, offsets: tuple[int, ...]) -> bool:
+    """Caffe's t = f32(f32(jα) ⊗ r), r = f32(1/α), is exactly j for every probe ±j."""
+    reciprocal = np.float32(1.0 / step)
+    return all(np.float32(np.float32(sign * j * step) * reciprocal) == sign * j
+               for j in offsets for sign in (1, -1))
+
+
+def caffe_tie_tensor(bits: int, offsets: tuple[int, ...], dtype: str,
+                     rng: np.random.Generator) -> TieTensor:
+    """The caffe profile's tie tensor: 64 integers whose float32 statistics are exact.
+
+    Caffe sums in float32 from left to right, so every value is an integer and Σw² stays
+    below 2^24: then μ = c, E[w²] and σ² are exact and only √ rounds. α is an integer ≥ 2,
+    so the added 10⁻⁷ is below half an ulp of α and α = f32(λ ⊗ σ) exactly, chosen so that
+    Caffe's t = f32(w − μ) ⊗ f32(1/α) is exactly j on every probe. Caffe's rule then gives
+    code j + 1 for j > 0 but j for j < 0 (y = j + ½ rounds away from zero): the negative-tie
+    defect of docs/crosscheck.md §2, through the whole pipeline.
+    """
+    count = 64
+    highest = code_range(bits)[1] - 1
+    if not 1 <= bits <= 8 or not all(1 <= j <= highest for j in offsets):
+        raise ValueError(f"thresholds must be 1..{highest} at k = {bits} <= 8, got {offsets}")
+    probe = np.array([-1.0, 1.0, 0.0, 0.0], dtype=np.float32)
+    lam = np.float32(steps.statistics("ul2q", "caffe", probe, bits, None).details["lam"][0])
+    pairs_available = (count - 2 * len(offsets)) // 2
+    for _ in range(2000):
+        step = round(float(lam) * rng.uniform(250.0, 450.0))
+        centre = int(rng.integers(-100, 100))
+        if step < 2 or not _caffe_ties_exact(step, offsets):
+            continue
+        for sigma in _caffe_sigmas_for(float(step), lam):
+            for total in _caffe_sums_of_squares_for(sigma, count):
+                probes_sum = sum(2 * (j * step) ** 2 for j in offsets)
+                if total <= probes_sum or count * centre ** 2 + total >= 2 ** 24:
+                    continue
+                spread = _fill((total - probes_sum) // 2, pairs_available, float(sigma), rng,
+                               multiple=1)
+                if spread is None:
+                    continue
+                found = _assemble(centre, spread, step, offsets, 1.0, dtype, rng, count)
+                if found is None:
+                    continue
+                weights, probes = found
+                stats = steps.statistics("ul2q", "caffe", weights, bits, None)
+                alpha, beta = float(stats.alpha[0]), float(stats.beta[0])
+                if (alpha == step and beta == centre
+                        and _probe_offsets_ok(weights, alpha, beta, probes)):
+                    return TieTensor(weights, alpha, beta, probes)
+    raise AssertionError(f"no caffe tie tensor found for k={bits} {offsets}")
+
+
 def _assemble(centre: int, spread: list[int], step_units: int, offsets: tuple[int, ...],
-              scale: float, dtype: str, rng: np.random.Generator
+              scale: float, dtype: str, rng: np.random.Generator, count: int = COUNT
               ) -> tuple[np.ndarray, dict[int, int]] | None:
     """The shuffled tensor c ± x (fillers) and c ± ja (probes), or None if a value is not a
     float32; with the index → j map of the probes."""
@@ -186,13 +258,13 @@ def _assemble(centre: int, spread: list[int], step_units: int, offsets: tuple[in
         units += [centre + j * step_units, centre - j * step_units]
         thresholds += [j, -j]
     values = np.array(units, dtype=np.float64)
-    if values.size != COUNT or not _is_float32(values):
+    if values.size != count or not _is_float32(values):
         return None
-    order = rng.permutation(COUNT)
+    order = rng.permutation(count)
     weights = (values[order] * scale).astype(dtype)
     placed = np.array(thresholds)[order]
     probes = {int(index): int(placed[index]) for index in np.flatnonzero(placed)}
     return weights, probes
 
 
-__all__ = ["COUNT", "TieTensor", "tie_tensor"]
+__all__ = ["COUNT", "TieTensor", "caffe_tie_tensor", "tie_tensor"]
