@@ -20,7 +20,8 @@ Construction, in integer units u (the tensor is the integers times 2^e):
    planned and every probe lies on its threshold exactly (else try the next candidate).
 
 Every value is a float32 (the integers stay below 2^24 or are multiples of 4 below 2^26), so
-the same tensor serves float32 and float64 inputs.
+the same tensor serves float32 and float64 inputs. The caffe profile's statistics are float32
+sums: :func:`caffe_tie_tensor` builds its ties from small integers instead.
 """
 
 from __future__ import annotations
