@@ -44,6 +44,15 @@ def test_version_2_and_version_1_documents_are_valid(document):
     schema.validate(old)
 
 
+def test_version_1_documents_cannot_carry_version_2_flags():
+    old = json.loads(V1_FIXTURE.read_text(encoding="utf-8"))
+    old["cases"][0]["flags"] = ["random", "pipeline-tie"]
+    with pytest.raises(schema.SchemaError, match=r"^\$\.cases\[0\]\.flags\[1\]"):
+        schema.validate(old)
+    old["schema_version"] = 2
+    schema.validate(old)
+
+
 def first_large(d):
     return next(c for c in d["cases"] if isinstance(c["input"], dict) and "npy" in c["input"])
 
