@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..gaussian import PAPER_TABLE_I, optimal_lambda
+from ..io import _npy_header as read_npy_header  # the one .npy header parser (io.py)
 from ..io import open_regular, read_npy_bytes
 from ..profiles.caffe import LAMBDA_TABLE as CAFFE_LAMBDA_TABLE
 from . import steps
@@ -225,20 +226,6 @@ def load_suite(directory: str | os.PathLike[str]) -> Suite:
 MAX_NPY_BYTES = 1 << 28
 """The largest array a case may keep in a ``.npy`` file (256 MiB); the suite's are < 64 KiB."""
 
-def _npy_header(handle: Any, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """The (shape, Fortran order, dtype) of a ``.npy`` header; the handle is left after it."""
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(handle)
-        if version == (1, 0):
-            return fmt.read_array_header_1_0(handle)
-        if version == (2, 0):
-            return fmt.read_array_header_2_0(handle)
-    except Exception as error:  # noqa: BLE001 - the header parser raises many types
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{name}: not a readable .npy file ({first[:200]})") from None
-    raise ValueError(f"{name}: .npy format version {version} is not supported")
-
 
 def _load_npy(reference: dict[str, str], root: Path, shape: tuple[int, ...],
               dtype: str) -> np.ndarray:
@@ -255,7 +242,7 @@ def _load_npy(reference: dict[str, str], root: Path, shape: tuple[int, ...],
                          f"more than the {MAX_NPY_BYTES} a data file may hold")
     with open_regular(file) as handle:  # a FIFO or directory is refused, not waited on
         size = os.fstat(handle.fileno()).st_size
-        found_shape, fortran, found_dtype = _npy_header(handle, name)
+        found_shape, fortran, found_dtype = read_npy_header(handle, name)
         header = handle.tell()
         if (tuple(found_shape) != tuple(shape) or fortran
                 or found_dtype.newbyteorder("=") != expected_dtype.newbyteorder("=")):
