@@ -147,7 +147,7 @@ setup(
     package_data={
         "ul2q_ref": [
             "kernels/_fast.pyx", "py.typed", "data/*.npz", "data/README.md",
-            "crosscheck/vectors.schema.json",
+            "crosscheck/vectors.schema.json", "crosscheck/results.schema.json",
         ]
     },
     install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60"],
@@ -156,7 +156,9 @@ setup(
             "pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5", "matplotlib>=3.5",
             "torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16", "safetensors>=0.4",
             "mypy>=1.8",  # .ci/run's lint step (ruff is above)
+            "jsonschema>=4.18",
         ],
+        "check": ["jsonschema>=4.18"],
         "plot": ["matplotlib>=3.5"],
         "torch": ["torch>=2.0"],
         "models": ["safetensors>=0.4", "onnx>=1.14"],

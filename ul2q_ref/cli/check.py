@@ -52,7 +52,7 @@ MAX_VECTORS_BYTES = 1 << 30
 def validate_vectors_file(directory: str) -> None:
     """Refuse a vectors.json that is not valid JSON or does not follow the shipped schema."""
     from ..crosscheck.check import parse_json
-    from ..crosscheck.schema import SchemaError, validate
+    from ..crosscheck.schema import SchemaError, ValidatorMissingError, validate
 
     root = Path(directory)
     path = root / "vectors.json" if root.is_dir() else root
@@ -67,6 +67,8 @@ def validate_vectors_file(directory: str) -> None:
         validate(document)
     except SchemaError as error:
         raise CommandError(f"{path}: does not follow vectors.schema.json: {error}") from None
+    except ValidatorMissingError as error:
+        raise CommandError(str(error)) from None
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise CommandError(f"{path}: not a readable JSON file ({error})") from None
 

@@ -15,8 +15,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Write DIR/vectors.json (and DIR/data/*.npy for the large cases): named cases "
             "covering every bit width 1-16, float32 and float64, the exact, paper and caffe "
-            "profiles, every comparison scheme and the edge cases (ties, clip edges, σ = 0, "
-            "one element, huge mean, subnormals, per-channel). Deterministic: the same "
+            "profiles, every comparison scheme and the edge cases (ties, whole-pipeline ties "
+            "off the mean, clip edges, σ = 0, zero tensors, one and two elements, huge mean, "
+            "subnormals, per-channel). Schema version 2 (version 1 is still read by 'check'). "
+            "Deterministic: the same "
             "version always writes the same bytes. Check an implementation with "
             "'ul2q-ref check DIR'; the format is in docs/crosscheck.md."
         ),

@@ -4,7 +4,9 @@ Modelled on how cryptography libraries are checked against Project Wycheproof's 
 many small, named cases, each saying what it tests.
 
 * :mod:`~ul2q_ref.crosscheck.vectors` writes and reads the suite (``ul2q-ref vectors``);
-  ``vectors.schema.json`` beside it is the JSON Schema of ``vectors.json``.
+  ``vectors.schema.json`` beside it is the JSON Schema of ``vectors.json``, and
+  ``results.schema.json`` that of a results file (:mod:`~ul2q_ref.crosscheck.schema`
+  validates both with the ``jsonschema`` package).
 * :mod:`~ul2q_ref.crosscheck.check` compares an implementation's results with it
   (``ul2q-ref check``).
 * :mod:`~ul2q_ref.crosscheck.steps` defines the statistics and encode steps of every scheme.
@@ -22,4 +24,7 @@ from pathlib import Path
 SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
 """The JSON Schema (draft 2020-12) of ``vectors.json``."""
 
-__all__ = ["SCHEMA_PATH"]
+RESULTS_SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
+"""The JSON Schema (draft 2020-12) of a results file (``ul2q-ref check --results``)."""
+
+__all__ = ["RESULTS_SCHEMA_PATH", "SCHEMA_PATH"]

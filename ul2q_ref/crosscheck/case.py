@@ -15,14 +15,23 @@ from .tolerance import stats_tolerance
 
 FORMAT = "ul2q-ref/conformance-vectors"
 RESULTS_FORMAT = "ul2q-ref/conformance-results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The version of ``vectors.json`` this package writes.
+
+Version 2 adds the flags ``pipeline-tie``, ``zero-tensor`` and ``two-element`` and the cases
+that carry them; every field and every version-1 case is unchanged, so version-1 files are
+read as before (:data:`READABLE_SCHEMA_VERSIONS`)."""
+READABLE_SCHEMA_VERSIONS = (1, 2)
+"""The versions of ``vectors.json`` the loader and ``vectors.schema.json`` accept."""
+RESULTS_SCHEMA_VERSION = 1
+"""The version of the results format (``RESULTS_FORMAT``), independent of the vectors'."""
 INLINE_LIMIT = 256
 """Cases with more values than this keep their arrays in ``.npy`` files."""
 
 FLAGS = (
     "random", "tie", "near-threshold", "constant", "one-element", "subnormal", "huge-mean",
     "clip-edge", "per-channel", "k>8", "encode-only", "nan", "large", "zero-channel",
-    "sign-of-zero", "defect",
+    "sign-of-zero", "defect", "pipeline-tie", "zero-tensor", "two-element",
 )
 """Every flag a case may carry (docs/crosscheck.md explains each)."""
 
@@ -129,7 +138,9 @@ __all__ = [
     "FLAGS",
     "FORMAT",
     "INLINE_LIMIT",
+    "READABLE_SCHEMA_VERSIONS",
     "RESULTS_FORMAT",
+    "RESULTS_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "Case",
     "build_case",

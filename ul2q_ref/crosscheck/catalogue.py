@@ -18,6 +18,7 @@ from ..codebook import code_range
 from ..gaussian import optimal_lambda
 from ..stats import moments
 from .case import _DTYPES, _PROFILES, Case, build_case
+from .pipeline_ties import caffe_tie_tensor, tie_tensor
 
 # --------------------------------------------------------------------------- the suite
 
@@ -264,6 +265,9 @@ def generate_cases() -> list[Case]:
                            bits, weights, axis=axis))
 
     _scheme_cases(add)
+    _pipeline_tie_cases(add)
+    _zero_and_constant_cases(add)
+    _small_cases(add)
     ids = [case.id for case in cases]
     if len(ids) != len(set(ids)):
         raise AssertionError("duplicate case ids")
@@ -322,6 +326,100 @@ def _scheme_cases(add: Any) -> None:
             weights[1] = 0.0
             add(build_case(case_id, "a channel of zeros has α = 0 and codes 0",
                            ["zero-channel"], scheme, None, 4, weights, axis=0))
+
+
+# --------------------------------------------------------------------------- version 2
+# The cases below were added in schema version 2, after every version-1 case, so that the
+# version-1 cases keep their bytes and their order.
+
+_TIE_THRESHOLDS = ((2, (1,)), (3, (1, 2, 3)), (4, (1, 3, 4, 7)), (8, (1, 3, 64, 127)))
+"""(k, the thresholds j with a probe at β ± jα) of the pipeline-tie cases; odd j included."""
+
+_SCHEME_BITS = {"binary": 1, "ternary": 2, "fixed_point": 4, "clip": 4}
+"""The bit width of each comparison scheme's zero, one- and two-element cases."""
+
+
+def _tie_comment(alpha: float, beta: float, offsets: tuple[int, ...]) -> str:
+    thresholds = ", ".join(f"±{j}" for j in offsets)
+    return (f"whole pipeline: the tensor's own μ and σ give β = {beta:.9g}, α = {alpha:.9g}; "
+            f"values lie exactly on β + jα for j = {thresholds}, "
+            "each must get the upper cell's code j + 1")
+
+
+def _pipeline_tie_cases(add: Any) -> None:
+    """Ties on thresholds other than the mean, through the whole pipeline (no given α, β)."""
+    for profile in ("exact", "paper"):
+        for dtype in _DTYPES:
+            for bits, offsets in _TIE_THRESHOLDS:
+                case_id = f"ul2q-{profile}-k{bits}-{dtype}-pipeline-tie"
+                tensor = tie_tensor(profile, bits, offsets, dtype, -27, _rng(case_id))
+                add(build_case(case_id, _tie_comment(tensor.alpha, tensor.beta, offsets),
+                               ["tie", "pipeline-tie"], "ul2q", profile, bits, tensor.weights))
+        for bits, offsets in _TIE_THRESHOLDS[:2]:
+            case_id = f"ul2q-{profile}-k{bits}-float32-pipeline-tie-large-alpha"
+            tensor = tie_tensor(profile, bits, offsets, "float32", 0, _rng(case_id))
+            comment = _tie_comment(tensor.alpha, tensor.beta, offsets) + (
+                "; α is in the millions and the float32 inputs up to 3e7 are 2 apart")
+            add(build_case(case_id, comment, ["tie", "pipeline-tie"], "ul2q", profile, bits,
+                           tensor.weights))
+    for dtype in _DTYPES:
+        for bits, offsets in _TIE_THRESHOLDS:
+            case_id = f"ul2q-caffe-k{bits}-{dtype}-pipeline-tie"
+            tensor = caffe_tie_tensor(bits, offsets, dtype, _rng(case_id))
+            comment = _tie_comment(tensor.alpha, tensor.beta, offsets).replace(
+                "each must get the upper cell's code j + 1",
+                "Caffe's t = (w − μ)·f32(1/α) is exactly j there and its rule gives j + 1 "
+                "for j > 0 but j for j < 0 (y = j + ½ rounds away from zero)")
+            add(build_case(case_id, comment, ["tie", "pipeline-tie", "defect"], "ul2q",
+                           "caffe", bits, tensor.weights))
+
+
+def _zero_and_constant_cases(add: Any) -> None:
+    """Per-tensor zero tensors for every scheme, and large constant μL2Q tensors."""
+    for dtype in _DTYPES:
+        for profile in _PROFILES:
+            for bits in (2, 9):
+                case_id = f"ul2q-{profile}-k{bits}-{dtype}-zero-tensor"
+                comment = "8 zeros, one (α, β) for the tensor: σ = 0" + (
+                    "" if profile == "caffe" else ", α = 0, every code 1 and ŵ = 0")
+                add(_caffe_note(build_case(case_id, comment, ["constant", "zero-tensor"],
+                                           "ul2q", profile, bits, np.zeros(8, dtype=dtype))))
+        for scheme, bits in _SCHEME_BITS.items():
+            case_id = f"{scheme}-k{bits}-{dtype}-zero-tensor"
+            add(build_case(case_id, "8 zeros, one α for the tensor: α = 0 and ŵ = 0",
+                           ["constant", "zero-tensor"], scheme, None, bits,
+                           np.zeros(8, dtype=dtype)))
+        for profile in _PROFILES:
+            case_id = f"ul2q-{profile}-k4-{dtype}-large-constant"
+            comment = ("2049 equal values 0.3: σ = 0 exactly, although a float32 sum of them "
+                       "or a float64 mean of them is not exactly 0.3") + (
+                "" if profile == "caffe" else "; every code 1 and ŵ = β = 0.3")
+            add(_caffe_note(build_case(case_id, comment, ["constant"], "ul2q", profile, 4,
+                                       np.full(2049, 0.3, dtype=dtype))))
+
+
+def _small_cases(add: Any) -> None:
+    """n = 1 for the comparison schemes, and n = 2 (σ exact: population σ, not n − 1)."""
+    for dtype in _DTYPES:
+        for scheme, bits in _SCHEME_BITS.items():
+            case_id = f"{scheme}-k{bits}-{dtype}-one-element"
+            add(build_case(case_id, "one value 0.3", ["one-element"], scheme, None, bits,
+                           np.array([0.3], dtype=dtype)))
+            case_id = f"{scheme}-k{bits}-{dtype}-two-element"
+            add(build_case(case_id, "two values −0.25 and 1.75", ["two-element"], scheme,
+                           None, bits, np.array([-0.25, 1.75], dtype=dtype)))
+        for profile in _PROFILES:
+            for bits in (2, 4):
+                case_id = f"ul2q-{profile}-k{bits}-{dtype}-two-element"
+                add(build_case(case_id, "two values 0.25 and 1.75: μ = 1 and σ = 0.75 "
+                               "exactly (dividing by n − 1 would give 1.0607)",
+                               ["two-element"], "ul2q", profile, bits,
+                               np.array([0.25, 1.75], dtype=dtype)))
+            case_id = f"ul2q-{profile}-k2-{dtype}-two-element-constant"
+            comment = "two equal values 0.3: σ = 0" + (
+                "" if profile == "caffe" else ", both codes 1 and ŵ = β = 0.3")
+            add(_caffe_note(build_case(case_id, comment, ["constant", "two-element"], "ul2q",
+                                       profile, 2, np.full(2, 0.3, dtype=dtype))))
 
 
 __all__ = [

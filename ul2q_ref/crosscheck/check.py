@@ -40,7 +40,7 @@ import numpy as np
 
 from . import steps
 from .encoding import describe, from_hex, shift_ulps, ulp_distance
-from .vectors import RESULTS_FORMAT, SCHEMA_VERSION, Case, Suite, request_for
+from .vectors import RESULTS_FORMAT, RESULTS_SCHEMA_VERSION, Case, Suite, request_for
 
 Provider = Callable[[list[Case]], dict[str, dict[str, Any]]]
 """Something that answers a list of cases with a result per case id."""
@@ -229,8 +229,8 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         if document.get("format", RESULTS_FORMAT) != RESULTS_FORMAT:
             raise CheckError(f"{path}: format is {document.get('format')!r}, "
                              f"expected {RESULTS_FORMAT!r}")
-        version = document.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        version = document.get("schema_version", RESULTS_SCHEMA_VERSION)
+        if version != RESULTS_SCHEMA_VERSION:
             raise CheckError(f"{path}: results schema version {version!r} is not supported")
         records = document.get("results")
     else:

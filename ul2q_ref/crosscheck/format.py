@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..gaussian import PAPER_TABLE_I, optimal_lambda
+from ..io import _npy_header as read_npy_header  # the one .npy header parser (io.py)
 from ..io import open_regular, read_npy_bytes
 from ..profiles.caffe import LAMBDA_TABLE as CAFFE_LAMBDA_TABLE
 from . import steps
@@ -24,6 +26,7 @@ from .case import (
     _DTYPES,
     FORMAT,
     INLINE_LIMIT,
+    READABLE_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
     Case,
 )
@@ -205,9 +208,10 @@ def load_suite(directory: str | os.PathLike[str]) -> Suite:
         raise SuiteError(f"{path}: not a readable JSON file ({error})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise SuiteError(f"{path}: not a ul2q-ref conformance suite (format {FORMAT!r})")
-    if document.get("schema_version") != SCHEMA_VERSION:
+    if document.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
+        readable = " and ".join(str(version) for version in READABLE_SCHEMA_VERSIONS)
         raise SuiteError(f"{path}: schema version {document.get('schema_version')!r} is not "
-                         f"supported (this checker reads version {SCHEMA_VERSION})")
+                         f"supported (this checker reads versions {readable})")
     cases = []
     for index, record in enumerate(document.get("cases", [])):
         try:
@@ -219,20 +223,51 @@ def load_suite(directory: str | os.PathLike[str]) -> Suite:
     return Suite(path.parent, header, cases)
 
 
-def _load_npy(reference: dict[str, str], root: Path) -> np.ndarray:
-    file = (root / reference["npy"]).resolve()
+MAX_NPY_BYTES = 1 << 28
+"""The largest array a case may keep in a ``.npy`` file (256 MiB); the suite's are < 64 KiB."""
+
+
+def _load_npy(reference: dict[str, str], root: Path, shape: tuple[int, ...],
+              dtype: str) -> np.ndarray:
+    """Read the array `reference` names, refusing it before reading or hashing its data
+    unless its header and size are those of a `dtype` array of the case's `shape`."""
+    name = reference["npy"]
+    file = (root / name).resolve()
     if root.resolve() not in file.parents:
-        raise ValueError(f"{reference['npy']}: outside the suite directory")
+        raise ValueError(f"{name}: outside the suite directory")
+    expected_dtype = np.dtype(dtype)
+    payload = math.prod(shape) * expected_dtype.itemsize
+    if payload > MAX_NPY_BYTES:
+        raise ValueError(f"{name}: the case declares {dtype} {list(shape)} ({payload} bytes), "
+                         f"more than the {MAX_NPY_BYTES} a data file may hold")
     with open_regular(file) as handle:  # a FIFO or directory is refused, not waited on
-        content = handle.read()
+        size = os.fstat(handle.fileno()).st_size
+        found_shape, fortran, found_dtype = read_npy_header(handle, name)
+        header = handle.tell()
+        if (tuple(found_shape) != tuple(shape) or fortran
+                or found_dtype.newbyteorder("=") != expected_dtype.newbyteorder("=")):
+            raise ValueError(f"{name}: holds {found_dtype} {list(found_shape)}"
+                             f"{' in Fortran order' if fortran else ''}, the case declares "
+                             f"{dtype} {list(shape)}")
+        if size != header + payload:
+            raise ValueError(f"{name}: {size} bytes, but a {dtype} {list(shape)} array takes "
+                             f"{header + payload} ({header} of header); refused unread")
+        handle.seek(0)
+        content = handle.read(size)
     if hashlib.sha256(content).hexdigest() != reference["sha256"]:
-        raise ValueError(f"{reference['npy']}: SHA-256 mismatch (file changed or corrupted)")
-    return read_npy_bytes(content, reference["npy"])  # header checked against the size
+        raise ValueError(f"{name}: SHA-256 mismatch (file changed or corrupted)")
+    return read_npy_bytes(content, name)  # header checked against the size
 
 
-def _array(record: Any, dtype: str, root: Path) -> np.ndarray:
+def _array(record: Any, dtype: str, root: Path,
+           shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The values of a ``{"hex": …}`` record, or of a ``{"npy": …}`` one where the case
+    declares its `shape` (the input, codes and ŵ; parameters are always inline)."""
     if isinstance(record, dict) and "npy" in record:
-        return np.asarray(_load_npy(record, root))
+        if shape is None:
+            raise ValueError(f"{record['npy']}: only the input, codes and output may be kept "
+                             "in .npy files")
+        return np.asarray(_load_npy(record, root, shape, dtype))
     return from_hex(record["hex"], dtype)
 
 
@@ -242,8 +277,10 @@ def case_from_json(record: dict[str, Any], root: Path) -> Case:
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     shape = tuple(int(n) for n in record["shape"])
+    if any(n < 0 for n in shape):
+        raise ValueError(f"shape must not have negative lengths, got {list(shape)}")
     parameter = record["parameter_dtype"]
-    weights = _array(record["input"], dtype, root).astype(dtype).reshape(shape)
+    weights = _array(record["input"], dtype, root, shape).astype(dtype).reshape(shape)
     stats = None
     tolerance = None
     if record["stats"] is not None:
@@ -260,14 +297,15 @@ def case_from_json(record: dict[str, Any], root: Path) -> Case:
     threshold = encode.get("threshold")
     codes_record = encode["codes"]
     if isinstance(codes_record, dict):
-        codes = np.asarray(_load_npy(codes_record, root), dtype=np.int64).reshape(shape)
+        codes = np.asarray(_load_npy(codes_record, root, shape, "int32"),
+                           dtype=np.int64).reshape(shape)
         defined = np.ones(shape, dtype=bool)
     else:
         defined = np.array([code is not None for code in codes_record], dtype=bool)
         codes = np.array([0 if code is None else int(code) for code in codes_record],
                          dtype=np.int64)
         codes, defined = codes.reshape(shape), defined.reshape(shape)
-    output = _array(encode["output"], dtype, root).astype(dtype).reshape(shape)
+    output = _array(encode["output"], dtype, root, shape).astype(dtype).reshape(shape)
     steps.check_case_kind(record["scheme"], record["profile"])
     return Case(
         id=record["id"],

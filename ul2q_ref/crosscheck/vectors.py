@@ -25,7 +25,17 @@ This module gathers their public names.
 
 from __future__ import annotations
 
-from .case import FLAGS, FORMAT, INLINE_LIMIT, RESULTS_FORMAT, SCHEMA_VERSION, Case, build_case
+from .case import (
+    FLAGS,
+    FORMAT,
+    INLINE_LIMIT,
+    READABLE_SCHEMA_VERSIONS,
+    RESULTS_FORMAT,
+    RESULTS_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    Case,
+    build_case,
+)
 from .catalogue import generate_cases
 from .format import (
     Suite,
@@ -45,7 +55,9 @@ __all__ = [
     "FLAGS",
     "FORMAT",
     "INLINE_LIMIT",
+    "READABLE_SCHEMA_VERSIONS",
     "RESULTS_FORMAT",
+    "RESULTS_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "Case",
     "Suite",
