@@ -44,7 +44,7 @@ import json, os, statistics, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
 import ul2q_ref as uq
-from ul2q_ref.kernels import _fast
+from ul2q_ref import _fast
 
 def median_time(function, budget):
     function(); function()
