@@ -138,10 +138,12 @@ ctypedef fused target_t:     # what it writes: codes or reconstructions
 cdef int _num_threads = 1
 cdef int _threads_used = 1  # by the most recent kernel call (see _last_thread_count)
 
-cdef Py_ssize_t _min_per_thread = 1 << 20
-"""A call gets one thread per this many elements at most. The crossover where a second thread
-starts to pay was measured with benchmarks/bench_threads.py (docs/performance.md, "Threads"):
-below it two threads lose to one, because waking the second costs more than half the work."""
+cdef Py_ssize_t _min_per_thread = 1 << 22
+"""A call gets one thread per this many elements at most, so two threads from 2^23 elements
+on. Measured with benchmarks/bench_threads.py (docs/performance.md, "Threads"): on a busy
+2-core machine two threads ran 0.12–0.46x the speed of one up to 2^21 elements (each of a
+call's three parallel regions waits for a second thread the other processes delay), and
+0.79–1.29x from 2^22 on."""
 
 
 def _available_cores():
@@ -158,8 +160,8 @@ def set_num_threads(n):
     ----------
     n : int
         A positive thread count, or 0 for all usable cores. Without OpenMP the kernels
-        always run on one thread, whatever is set here. Inputs smaller than
-        ``threads × 2^20`` elements use fewer threads (docs/performance.md, "Threads").
+        always run on one thread, whatever is set here. A call gets at most one thread per
+        2^22 elements (docs/performance.md, "Threads").
 
     Returns
     -------
