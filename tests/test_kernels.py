@@ -14,8 +14,10 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +189,21 @@ def test_importing_leaves_the_environment_as_it_was():
         "GOMP_SPINCOUNT": "123", "OMP_WAIT_POLICY": None}
     assert environment_after_import(OMP_WAIT_POLICY="PASSIVE") == {
         "GOMP_SPINCOUNT": None, "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def test_each_kernel_section_of_the_source_names_tests_that_exist():
+    """``_fast.pyx`` opens each kernel's section with the tests that hold it: one section per
+    registered kernel, and every test it names is defined (renaming a test without the
+    source fails here)."""
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "ul2q_ref" / "_fast.pyx").read_text(encoding="utf-8")
+    defined = (root / "tests" / "test_fast.py").read_text(encoding="utf-8")
+    sections = re.findall(r"^# Tests: tests/test_kernels\.py::\w+\[(\w+)\] and,\n"
+                          r"# in tests/test_fast\.py:\n((?:#   test_\w+\n)+)", source, re.M)
+    assert sorted(name for name, _ in sections) == sorted(kernels.NAMES)
+    for name, listed in sections:
+        for test in re.findall(r"test_\w+", listed):
+            assert f"\ndef {test}(" in defined, f"the {name} section names {test}"

@@ -141,7 +141,7 @@ cdef int _threads_used = 1  # by the most recent kernel call (see _last_thread_c
 cdef Py_ssize_t _min_per_thread = 1 << 22
 """A call gets one thread per this many elements at most, so two threads from 2^23 elements
 on. Measured with benchmarks/bench_threads.py (docs/performance.md, "Threads"): on a busy
-2-core machine two threads ran 0.12–0.46x the speed of one up to 2^21 elements (each of a
+2-core machine two threads ran 0.12–0.90x the speed of one up to 2^21 elements (each of a
 call's three parallel regions waits for a second thread the other processes delay), and
 0.79–1.29x from 2^22 on."""
 
@@ -623,10 +623,14 @@ def _channels(array, axis):
 # other task (strided or multi-dimensional rows, two-step scaling) is first gathered, in
 # order and as float64, into a buffer of MOMENT_TASK doubles that fits in L1.
 #
-# Tests: tests/test_kernels.py (every kernel against its twin); tests/test_fast.py:
-# test_moments_are_bit_identical, test_moments_identical_across_the_pairwise_tree_and_task_
-# boundaries, test_moments_of_extreme_and_constant_rows_are_identical, test_unusual_layouts,
-# test_results_do_not_depend_on_the_thread_count.
+# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[moments] and,
+# in tests/test_fast.py:
+#   test_moments_are_bit_identical
+#   test_moments_identical_across_the_pairwise_tree_and_task_boundaries
+#   test_moments_of_extreme_and_constant_rows_are_identical
+#   test_numpy_sums_by_the_pairwise_algorithm_the_kernels_reproduce
+#   test_unusual_layouts
+#   test_results_do_not_depend_on_the_thread_count
 
 def moments(weights, axis):
     """Mean and population standard deviation of every channel, as the reference computes them.
@@ -1058,10 +1062,14 @@ cdef hot_void _minmax(const real_t* p, Py_ssize_t stride, Py_ssize_t n, double* 
 # run. Runs whose α varies per element (channel axis innermost) divide by `safe_alpha` (α, or
 # 1 where α = 0, so no 0/0 ever appears) and then select 1.
 #
-# Tests: tests/test_kernels.py; tests/test_fast.py: test_codes_are_identical_for_the_same_
-# code_book, test_the_floor_trick_is_exact_at_and_around_every_integer, test_values_exactly_
-# on_thresholds_and_next_to_them, test_extreme_steps_and_quotients, test_quantize_end_to_end_
-# agrees_except_on_thresholds, test_unusual_layouts.
+# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[encode] and,
+# in tests/test_fast.py:
+#   test_codes_are_identical_for_the_same_code_book
+#   test_the_floor_trick_is_exact_at_and_around_every_integer
+#   test_values_exactly_on_thresholds_and_next_to_them
+#   test_extreme_steps_and_quotients
+#   test_quantize_end_to_end_agrees_except_on_thresholds
+#   test_unusual_layouts
 
 def encode(weights, alpha, beta, bits, axis, dtype):
     """The μL2Q codes q = clip(floor((w − β)/α) + 1, 1 − 2^(k−1), 2^(k−1)); 1 where α = 0.
@@ -1137,9 +1145,12 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 # the float64 result is rounded once to the output type. For float16 that single rounding is
 # `_double_to_half` below (going through float32 would round twice).
 #
-# Tests: tests/test_kernels.py; tests/test_fast.py: test_decode_and_fake_quantize_are_
-# identical_for_the_same_code_book, test_float16_results_are_rounded_once_from_float64,
-# test_other_output_dtypes_round_the_float64_result_once, test_unusual_layouts.
+# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[decode] and,
+# in tests/test_fast.py:
+#   test_decode_and_fake_quantize_are_identical_for_the_same_code_book
+#   test_float16_results_are_rounded_once_from_float64
+#   test_other_output_dtypes_round_the_float64_result_once
+#   test_unusual_layouts
 
 def decode(codes, alpha, beta, zero_point, axis, dtype):
     """The reconstruction ŵ = α·(q − z) + β in float64, rounded once to `dtype`.
@@ -1246,10 +1257,13 @@ cdef inline uint16_t _double_to_half(double value) noexcept nogil:
 # kept as an exact small integer in float64, and its reconstruction is decode's formula with
 # decode's single rounding (`_store`). α = 0 gives α·(1 − z) + β, decode of code 1.
 #
-# Tests: tests/test_kernels.py; tests/test_fast.py: test_decode_and_fake_quantize_are_
-# identical_for_the_same_code_book, test_quantize_end_to_end_agrees_except_on_thresholds,
-# test_extreme_steps_and_quotients, test_unusual_layouts,
-# test_results_do_not_depend_on_the_thread_count.
+# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[fake_quantize] and,
+# in tests/test_fast.py:
+#   test_decode_and_fake_quantize_are_identical_for_the_same_code_book
+#   test_quantize_end_to_end_agrees_except_on_thresholds
+#   test_extreme_steps_and_quotients
+#   test_unusual_layouts
+#   test_results_do_not_depend_on_the_thread_count
 
 def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
     """The μL2Q reconstruction ŵ = α·(q − z) + β, without materialising the codes q.
