@@ -141,7 +141,7 @@ cdef int _threads_used = 1  # by the most recent kernel call (see _last_thread_c
 cdef Py_ssize_t _min_per_thread = 1 << 22
 """A call gets one thread per this many elements at most, so two threads from 2^23 elements
 on. Measured with benchmarks/bench_threads.py (docs/performance.md, "Threads"): on a busy
-2-core machine two threads ran 0.12–0.90x the speed of one up to 2^21 elements (each of a
+2-core machine two threads ran 0.12–1.02x the speed of one up to 2^21 elements (each of a
 call's three parallel regions waits for a second thread the other processes delay), and
 0.79–1.29x from 2^22 on."""
 
