@@ -1,4 +1,4 @@
-"""Build script: package metadata and the optional Cython extension ``ul2q_ref.kernels._fast``.
+"""Build script: package metadata and the optional Cython extension ``ul2q_ref._fast``.
 
 The extension is optional. Set ``UL2Q_PURE_PYTHON=1`` to skip it; a build without a working
 C compiler also falls back to the pure NumPy reference (with a warning) instead of failing.
@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent
 
 
 def _extensions():
-    """The optional Cython extension ``ul2q_ref.kernels._fast``, with OpenMP if the compiler has it.
+    """The optional Cython extension ``ul2q_ref._fast``, with OpenMP if the compiler has it.
 
     OpenMP is probed by compiling and linking a tiny program with the C compiler that will
     build the extension; when that fails the extension is built single-threaded (and without
@@ -24,14 +24,14 @@ def _extensions():
     """
     if os.environ.get("UL2Q_PURE_PYTHON", "") not in ("", "0"):
         return []
-    source = ROOT / "ul2q_ref" / "kernels" / "_fast.pyx"
+    source = ROOT / "ul2q_ref" / "_fast.pyx"
     if not source.exists():
         return []
     try:
         import numpy
         from Cython.Build import cythonize
     except ImportError as error:  # no build requirements: install the reference only
-        print(f"WARNING: not building ul2q_ref.kernels._fast ({error}); installing the pure NumPy "
+        print(f"WARNING: not building ul2q_ref._fast ({error}); installing the pure NumPy "
               "reference only (ul2q_ref.HAVE_FAST will be False).", file=sys.stderr)
         return []
     from setuptools import Extension
@@ -85,12 +85,12 @@ def _extensions():
                 os.close(saved[0])
                 os.close(saved[1])
         if not flags:
-            print("ul2q_ref.kernels._fast: no OpenMP, building it single-threaded", file=sys.stderr)
+            print("ul2q_ref._fast: no OpenMP, building it single-threaded", file=sys.stderr)
         return flags
 
     openmp = openmp_flags()
     extension = Extension(
-        "ul2q_ref.kernels._fast",
+        "ul2q_ref._fast",
         [str(source.relative_to(ROOT))],
         include_dirs=[numpy.get_include()],
         # -ffp-contract=off: no fused multiply-add, so every float64 operation rounds once as
@@ -129,7 +129,7 @@ class OptionalBuildExt(build_ext):
     @staticmethod
     def _warn(error):
         print(
-            f"WARNING: building ul2q_ref.kernels._fast failed ({error}); installing the pure NumPy "
+            f"WARNING: building ul2q_ref._fast failed ({error}); installing the pure NumPy "
             "reference only (ul2q_ref.HAVE_FAST will be False).",
             file=sys.stderr,
         )
@@ -146,7 +146,7 @@ setup(
     packages=find_packages(include=["ul2q_ref", "ul2q_ref.*"]),
     package_data={
         "ul2q_ref": [
-            "kernels/_fast.pyx", "py.typed", "data/*.npz", "data/README.md",
+            "_fast.pyx", "py.typed", "data/*.npz", "data/README.md",
             "crosscheck/vectors.schema.json", "crosscheck/results.schema.json",
         ]
     },

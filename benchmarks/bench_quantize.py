@@ -13,13 +13,9 @@ several repeats:
   reconstruction, the whole public call including its input validation -- on 1 and 2 threads;
 * ``q+dq``: ``ul2q_ref.quantize(w, k, backend="fast").dequantize(backend="fast")`` (int8/int16
   codes materialised), on 1 and 2 threads;
-* ``kernel``: the fused kernel alone, ``ul2q_ref.kernels._fast.fake_quantize`` given (α, β) -- the
+* ``kernel``: the fused kernel alone, ``ul2q_ref._fast.fake_quantize`` given (α, β) -- the
   work torch's call does (no statistics, no input validation), on 1 thread;
-* ``kernel ×``: the same with the multiplication by fl(1/α) switched on (off by default,
-  ``UL2Q_RECIPROCAL=1``), so that elements are divided only where the product cannot be
-  proved to give the same code (the results are the same; see "Dividing by multiplying,
-  exactly" in ``ul2q_ref/kernels/_fast.pyx``);
-* ``moments``: ``ul2q_ref.kernels._fast.moments`` alone (two passes for float32), on 1 thread;
+* ``moments``: ``ul2q_ref._fast.moments`` alone (two passes for float32), on 1 thread;
 * ``reference``: the same call with ``backend="reference"`` (pure NumPy);
 * ``torch``: ``torch.fake_quantize_per_tensor_affine`` on one thread, when PyTorch is
   installed; it is given its scale and zero point and computes no statistics. Its grid is
@@ -52,13 +48,14 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # idle BLAS threads must not spin
-# (ul2q_ref.kernels sets GOMP_SPINCOUNT before libgomp loads unless OMP_WAIT_POLICY is set;
-# see SPIN_COUNT there and benchmarks/bench_threads.py.)
+# (ul2q_ref.kernels sets GOMP_SPINCOUNT while libgomp loads unless the environment sets it
+# or OMP_WAIT_POLICY; see SPIN_COUNT there and benchmarks/bench_threads.py.)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
 import ul2q_ref as uq  # noqa: E402
+from ul2q_ref.kernels import SPIN_COUNT  # noqa: E402
 
 try:  # noqa: SIM105 - torch is optional
     import torch
@@ -129,13 +126,6 @@ def measure(size_log2: int, bits: int, budget: float, fast) -> dict[str, float]:
     times["kernel 1T"] = median_time(
         lambda: fast.fake_quantize(weights, alpha, mean, bits, 0.5, None, weights.dtype),
         budget)
-    previous = fast._use_reciprocal(True)
-    try:
-        times["kernel ×"] = median_time(
-            lambda: fast.fake_quantize(weights, alpha, mean, bits, 0.5, None, weights.dtype),
-            budget)
-    finally:
-        fast._use_reciprocal(previous)
     times["moments"] = median_time(lambda: fast.moments(weights, None), budget)
     times["reference"] = median_time(
         lambda: uq.fake_quantize(weights, bits, backend="reference"), budget, least=3)
@@ -156,9 +146,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if not uq.HAVE_FAST:
-        print("ul2q_ref.kernels._fast is not built: run `python setup.py build_ext --inplace`")
+        print("ul2q_ref._fast is not built: run `python setup.py build_ext --inplace`")
         return 1
-    from ul2q_ref.kernels import _fast
+    from ul2q_ref import _fast
 
     if torch is not None:
         torch.set_num_threads(1)
@@ -166,15 +156,15 @@ def main(argv=None) -> int:
     print(f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"machine: {cpu_model()}, {cores} usable cores, Python {platform.python_version()}, "
           f"NumPy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}")
-    print(f"ul2q_ref.kernels._fast: OpenMP {_fast.HAVE_OPENMP}, "
+    print(f"ul2q_ref._fast: OpenMP {_fast.HAVE_OPENMP}, "
           f"AVX2/AVX-512 clones {_fast.MULTIVERSIONED}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-          f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}, "
+          f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', f'{SPIN_COUNT} (the package)')}, "
           f"nice {os.nice(0) if hasattr(os, 'nice') else 'n/a'}")
     print(f"load average before: {load_average()}")
     print("times: median wall clock in milliseconds; float32 standard-normal input\n")
 
-    columns = ["fast 1T", "fast 2T", "q+dq 1T", "q+dq 2T", "kernel 1T", "kernel ×", "moments",
+    columns = ["fast 1T", "fast 2T", "q+dq 1T", "q+dq 2T", "kernel 1T", "moments",
                "reference", "torch", "copyto"]
     results = {}
     for size in args.sizes:
@@ -210,10 +200,6 @@ def main(argv=None) -> int:
         slowdown = max(t["fast 2T"] / t["copyto"] for t in rows)
         print(f"  2 threads, fast vs np.copyto:          {slowdown:.2f}x slower "
               f"(target <= 3x: {'met' if slowdown <= 3 else 'MISSED'})")
-        gains = [t["kernel 1T"] / t["kernel ×"] for t in rows]
-        print(f"  1 thread, kernel: dividing / multiplying by fl(1/α): {min(gains):.2f}x to "
-              f"{max(gains):.2f}x (> 1: the multiplication pays; UL2Q_RECIPROCAL=1 turns "
-              f"it on)")
     if SCALING_SIZE in args.sizes:
         rows = [results[SCALING_SIZE, bits] for bits in args.bits]
         scaling = min(t["fast 1T"] / t["fast 2T"] for t in rows)

@@ -1,13 +1,23 @@
 """The kernel registry: every compiled kernel against its NumPy twin, bit for bit.
 
-``ul2q_ref.kernels.REGISTRY`` lists each kernel once with its two implementations; this
-test walks it (as bottleneck's ``reduce_test.py`` walks its list of functions), so a kernel
-added to the registry is compared without another test being written. Both twins must also
-reject the same malformed calls with the same exception type. tests/test_fast.py holds the
-deeper, kernel-specific cases (summation trees, thresholds, layouts, threads).
+The kernels to compare are found in the compiled module itself (every public function of
+``ul2q_ref._fast`` that is not a thread control), not in ``ul2q_ref.kernels.REGISTRY``: a
+function added to ``_fast`` and not registered fails here, and each one found is compared with
+the function of the same name in ``ul2q_ref/kernels/reference.py`` (as bottleneck's
+``reduce_test.py`` walks its list of functions). Both twins must also reject the same
+malformed calls with the same exception type. tests/test_fast.py holds the deeper,
+kernel-specific cases (summation trees, thresholds, layouts, threads).
 """
 
 from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +28,27 @@ from hypothesis.extra import numpy as hnp
 from ul2q_ref import kernels
 from ul2q_ref.codebook import code_dtype
 
-pytestmark = pytest.mark.skipif(
-    not kernels.HAVE_FAST, reason="ul2q_ref.kernels._fast is not built: nothing to compare")
+needs_fast = pytest.mark.skipif(
+    not kernels.HAVE_FAST,
+    reason="ul2q_ref._fast is not built (tox -e pure): nothing to compare; with "
+    "UL2Q_REQUIRE_FAST=1 a missing extension fails the run instead (tests/conftest.py)")
 
+THREAD_CONTROLS = {"set_num_threads", "get_num_threads"}
+"""The public functions of ``_fast`` that are not kernels."""
+
+
+def compiled_kernels() -> list[str]:
+    """The public functions of ``ul2q_ref._fast``, read from the module, less the thread
+    controls: each must be a registered kernel with a NumPy twin."""
+    if kernels.fast is None:
+        return []
+    import ul2q_ref._fast as fast  # the module itself, not the registry's reference to it
+
+    return sorted(name for name in dir(fast) if not name.startswith("_")
+                  and callable(getattr(fast, name)) and name not in THREAD_CONTROLS)
+
+
+KERNELS = compiled_kernels()
 FLOATS = (np.float16, np.float32, np.float64)
 
 
@@ -47,8 +75,10 @@ def kernel_calls(draw, name):
         return (w, alpha, beta, bits, axis, code_dtype(bits))
     if name == "fake_quantize":
         return (w, alpha, beta, bits, 0.5, axis, out)
-    codes = kernels.reference.encode(w, alpha, beta, bits, axis, code_dtype(bits))
-    return (codes, alpha, beta, draw(st.sampled_from([0.0, 0.5])), axis, out)
+    if name == "decode":
+        codes = kernels.reference.encode(w, alpha, beta, bits, axis, code_dtype(bits))
+        return (codes, alpha, beta, draw(st.sampled_from([0.0, 0.5])), axis, out)
+    raise AssertionError(f"no calls are known for the kernel {name!r}: add them here")
 
 
 def same_bits(fast, reference) -> None:
@@ -61,16 +91,32 @@ def same_bits(fast, reference) -> None:
     assert np.ascontiguousarray(fast).tobytes() == np.ascontiguousarray(reference).tobytes()
 
 
-@pytest.mark.parametrize("name", kernels.NAMES)
+@needs_fast
+def test_every_public_function_of_the_compiled_module_is_a_registered_kernel():
+    assert KERNELS, "no kernels found in ul2q_ref._fast"
+    import ul2q_ref._fast as fast
+
+    for name in KERNELS:
+        assert name in kernels.REGISTRY, f"ul2q_ref._fast.{name} is not in kernels.REGISTRY"
+        twin = getattr(kernels.reference, name, None)
+        assert twin is not None, f"ul2q_ref._fast.{name} has no twin in kernels/reference.py"
+        assert kernels.REGISTRY[name] == (twin, getattr(fast, name))
+        assert list(inspect.signature(twin).parameters) == list(
+            inspect.signature(getattr(fast, name)).parameters), name
+    assert set(kernels.REGISTRY) == set(KERNELS)  # nothing registered that is not compiled
+
+
+@needs_fast
+@pytest.mark.parametrize("name", KERNELS)
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_every_kernel_equals_its_twin_bit_for_bit(name, data):
-    reference, fast = kernels.REGISTRY[name]
-    assert fast is not None and fast.__name__ == reference.__name__ == name
+    import ul2q_ref._fast as fast
+
     args = data.draw(kernel_calls(name))
     with np.errstate(all="ignore"):
-        expected = reference(*args)
-        result = fast(*args)
+        expected = getattr(kernels.reference, name)(*args)
+        result = getattr(fast, name)(*args)
     same_bits(result, expected)
 
 
@@ -108,17 +154,56 @@ def raised(function, args):
     return None
 
 
-@pytest.mark.parametrize("name", kernels.NAMES)
+@needs_fast
+@pytest.mark.parametrize("name", KERNELS)
 def test_both_twins_reject_the_same_bad_input(name):
-    reference, fast = kernels.REGISTRY[name]
+    import ul2q_ref._fast as fast
+
     for args in bad_calls(name):
-        kind = raised(reference, args)
+        kind = raised(getattr(kernels.reference, name), args)
         assert kind is not None, f"the reference {name} accepted {args!r}"
-        assert raised(fast, args) is kind, (name, args)
+        assert raised(getattr(fast, name), args) is kind, (name, args)
 
 
-def test_the_registry_lists_every_kernel_of_both_modules():
-    assert set(kernels.REGISTRY) == set(kernels.NAMES)
-    for name, (reference, fast) in kernels.REGISTRY.items():
-        assert reference is getattr(kernels.reference, name)
-        assert fast is getattr(kernels.fast, name)
+# ----------------------------------------------------------------------------- GOMP_SPINCOUNT
+
+
+def environment_after_import(**variables: str) -> dict[str, str | None]:
+    """GOMP_SPINCOUNT and OMP_WAIT_POLICY in a fresh interpreter after ``import ul2q_ref``,
+    started with `variables` set and both unset otherwise."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(variables)
+    code = ("import json, os, ul2q_ref; print(json.dumps({k: os.environ.get(k) for k in "
+            "('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY')}))")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def test_importing_leaves_the_environment_as_it_was():
+    """The spin count is set only while the extension (and libgomp) loads, then removed, so
+    child processes and libraries loaded later see the user's environment."""
+    assert environment_after_import() == {"GOMP_SPINCOUNT": None, "OMP_WAIT_POLICY": None}
+    assert environment_after_import(GOMP_SPINCOUNT="123") == {
+        "GOMP_SPINCOUNT": "123", "OMP_WAIT_POLICY": None}
+    assert environment_after_import(OMP_WAIT_POLICY="PASSIVE") == {
+        "GOMP_SPINCOUNT": None, "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def test_each_kernel_section_of_the_source_names_tests_that_exist():
+    """``_fast.pyx`` opens each kernel's section with the tests that hold it: one section per
+    registered kernel, and every test it names is defined (renaming a test without the
+    source fails here)."""
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "ul2q_ref" / "_fast.pyx").read_text(encoding="utf-8")
+    defined = (root / "tests" / "test_fast.py").read_text(encoding="utf-8")
+    sections = re.findall(r"^# Tests: tests/test_kernels\.py::\w+\[(\w+)\] and,\n"
+                          r"# in tests/test_fast\.py:\n((?:#   test_\w+\n)+)", source, re.M)
+    assert sorted(name for name, _ in sections) == sorted(kernels.NAMES)
+    for name, listed in sections:
+        for test in re.findall(r"test_\w+", listed):
+            assert f"\ndef {test}(" in defined, f"the {name} section names {test}"
