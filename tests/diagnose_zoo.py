@@ -1,0 +1,259 @@
+"""The mutant zoo: μL2Q implementations with chosen deviations, as ``solve(request)``.
+
+Each mutant is the definition (docs/spec.md) written out here step by step from this
+package's building blocks (λ tables, ``stats.moments``, the caffe profile's record) with the
+deviations named in a dict {aspect: label} injected. The diagnosis under test never sees
+this code: the expected labels of a mutant are the dict it was built from.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ul2q_ref.codebook import code_range
+from ul2q_ref.crosscheck.encoding import from_hex, to_hex
+from ul2q_ref.crosscheck.reference_impl import solve as reference_solve
+from ul2q_ref.gaussian import PAPER_TABLE_I, optimal_lambda
+from ul2q_ref.profiles.caffe import LAMBDA_TABLE
+from ul2q_ref.stats import moments
+
+EPSILON = 1e-7
+
+DEVIATIONS: dict[str, tuple[str, ...]] = {
+    "lambda": ("table-1", "caffe-table", "other"),
+    "lambda_above_8": ("paper-range-rule", "caffe-6.2-sigma", "range-c", "other"),
+    "std_estimator": ("unbiased",),
+    "epsilon": ("added-to-alpha", "divisor-only"),
+    "zero_point": ("0", "1"),
+    "tie_rule": ("lower-cell", "half-even", "half-away"),
+    "statistics_precision": ("float32",),
+    "per_channel": ("ignored", "refused"),
+    "code_range": ("unclipped",),
+    "degenerate": ("nan", "other"),
+    "subnormals": ("flushed", "nan", "other"),
+    "decode_arithmetic": ("reciprocal", "straight-through-residue"),
+}
+"""Every deviation the zoo can inject, by aspect (the definition's labels are left out)."""
+
+
+class Refused(ValueError):
+    """The mutant refuses the request (becomes an error result)."""
+
+
+def _lambda(bits: int, deviations: dict[str, str], row: np.ndarray, sigma: float) -> float:
+    if bits <= 8:
+        rule = deviations.get("lambda", "exact")
+        if rule == "table-1":
+            return PAPER_TABLE_I[bits][0]
+        if rule == "caffe-table":
+            return float(np.float32(LAMBDA_TABLE[bits - 1]))
+        if rule == "other":
+            return optimal_lambda(bits) * 1.01
+        return optimal_lambda(bits)
+    rule = deviations.get("lambda_above_8", "exact")
+    levels = 2.0**bits - 1.0
+    if rule == "paper-range-rule":
+        return float(row.max() - row.min()) / levels
+    if rule == "caffe-6.2-sigma":
+        return 6.2 * sigma / levels
+    if rule == "range-c":
+        return 8.0 / levels
+    if rule == "other":
+        return optimal_lambda(bits) * 0.9
+    return optimal_lambda(bits)
+
+
+def _is_subnormal(row: np.ndarray) -> np.ndarray:
+    tiny = np.finfo(row.dtype).tiny
+    return (row != 0) & (np.abs(row) < tiny)
+
+
+def _row_statistics(row: np.ndarray, bits: int, deviations: dict[str, str]
+                    ) -> tuple[float, float]:
+    """α, β of one channel (row in the input dtype)."""
+    subnormal = _is_subnormal(row).any()
+    rule = deviations.get("subnormals", "exact")
+    if subnormal and rule == "flushed":
+        row = np.where(_is_subnormal(row), 0.0, row).astype(row.dtype)
+    if row.dtype == np.float32 and deviations.get("statistics_precision") == "float32":
+        mean32 = np.mean(row, dtype=np.float32)
+        deviation = row - mean32
+        sigma = float(np.sqrt(np.mean(deviation * deviation, dtype=np.float32)))
+        mean = float(mean32)
+    else:
+        wide = row.astype(np.float64)
+        mean_array, std_array = moments(wide, None)
+        mean, sigma = float(mean_array[0]), float(std_array[0])
+        if subnormal and rule == "nan":
+            sigma = math.nan
+        elif subnormal and rule == "other":
+            deviation = wide - mean
+            sigma = math.sqrt(float(np.mean(deviation * deviation)))  # underflows to 0
+    if deviations.get("std_estimator") == "unbiased":
+        n = row.size
+        sigma = sigma * math.sqrt(n / (n - 1)) if n > 1 else math.nan
+    lam = _lambda(bits, deviations, row.astype(np.float64), sigma)
+    alpha = lam * sigma
+    if deviations.get("epsilon") == "added-to-alpha":
+        alpha += EPSILON
+    if row.dtype == np.float32 and deviations.get("statistics_precision") == "float32":
+        alpha = float(np.float32(alpha))
+    return alpha, mean
+
+
+def _codes(values: np.ndarray, alpha: float, beta: float, bits: int,
+           deviations: dict[str, str]) -> np.ndarray:
+    """The codes of one channel (float64 values), NaN where undefined."""
+    lowest, highest = code_range(bits)
+    divisor = alpha + EPSILON if deviations.get("epsilon") == "divisor-only" else alpha
+    with np.errstate(all="ignore"):
+        t = (values - beta) / divisor
+    rule = deviations.get("tie_rule", "upper-cell")
+    if rule == "lower-cell":
+        codes = np.where(t == np.floor(t), t, np.floor(t) + 1)
+    elif rule == "half-even":
+        codes = np.round(t + 0.5)
+    elif rule == "half-away":
+        y = t + 0.5
+        codes = np.copysign(np.floor(np.abs(y) + 0.5), y)
+    else:
+        codes = np.floor(t) + 1
+    if deviations.get("code_range") != "unclipped":
+        codes = np.clip(codes, lowest, highest)
+    if divisor == 0.0:
+        if deviations.get("degenerate") == "nan":
+            return np.full(values.shape, np.nan)
+        codes = np.ones(values.shape)
+    return codes
+
+
+def _decode(codes: np.ndarray, values: np.ndarray, alpha: float, beta: float,
+            dtype: np.dtype, deviations: dict[str, str]) -> np.ndarray:
+    z = float(deviations.get("zero_point", "0.5"))
+    rule = deviations.get("decode_arithmetic", "once-rounded")
+    with np.errstate(all="ignore"):
+        if rule == "reciprocal":
+            decoded = ((codes - z) / np.divide(1.0, np.float64(alpha)) + beta).astype(dtype)
+        else:
+            decoded = (alpha * (codes - z) + beta).astype(dtype)
+        if rule == "straight-through-residue":
+            decoded = (values + (decoded - values)).astype(dtype)
+    if alpha == 0.0 and deviations.get("degenerate") == "other":
+        decoded = np.zeros_like(decoded)
+    return decoded
+
+
+def _rows(weights: np.ndarray, axis: int | None) -> np.ndarray:
+    return weights.reshape(1, -1) if axis is None else np.moveaxis(weights, axis, 0).reshape(
+        weights.shape[axis], -1)
+
+
+def _unrows(rows: np.ndarray, shape: tuple[int, ...], axis: int | None) -> np.ndarray:
+    if axis is None:
+        return rows.reshape(shape)
+    moved = list(shape)
+    moved.insert(0, moved.pop(axis))
+    return np.moveaxis(rows.reshape(moved), 0, axis)
+
+
+def _step(weights: np.ndarray, bits: int, axis: int | None, alphas: list[float],
+          betas: list[float], deviations: dict[str, str]) -> tuple[list[Any], np.ndarray]:
+    rows = _rows(weights, axis)
+    codes_rows, output_rows = [], []
+    for row, alpha, beta in zip(rows, alphas, betas, strict=True):
+        codes = _codes(row.astype(np.float64), alpha, beta, bits, deviations)
+        output_rows.append(_decode(np.nan_to_num(codes), row, alpha, beta, weights.dtype,
+                                   deviations)
+                           if not np.isnan(codes).any() else np.full(row.shape, np.nan,
+                                                                    dtype=weights.dtype))
+        codes_rows.append(np.nan_to_num(codes))
+    codes = _unrows(np.array(codes_rows), weights.shape, axis).astype(np.int64)
+    output = _unrows(np.array(output_rows), weights.shape, axis).astype(weights.dtype)
+    return codes.reshape(-1).tolist(), output
+
+
+def make_solve(deviations: dict[str, str], *, output_only: bool = False,
+               pipeline_only: bool = False, dtypes: tuple[str, ...] = ("float32", "float64")
+               ) -> Any:
+    """A ``solve(request)`` for μL2Q with `deviations` injected (see :data:`DEVIATIONS`).
+
+    ``output_only``: answers carry ŵ only (no α, β, codes); ``pipeline_only``: no encode
+    step; ``dtypes``: the input dtypes it accepts (others are refused).
+    """
+    unknown = {aspect for aspect in deviations if aspect not in DEVIATIONS}
+    assert not unknown, unknown
+
+    def solve(request: dict[str, Any]) -> dict[str, Any]:
+        dtype = request["dtype"]
+        if dtype not in dtypes:
+            raise Refused(f"this implementation handles {', '.join(dtypes)} only")
+        weights = from_hex(request["input"]["hex"], dtype).reshape(request["shape"])
+        bits, axis = int(request["bits"]), request["axis"]
+        parameter = request["parameter_dtype"]
+        if axis is not None:
+            axis %= weights.ndim
+            if deviations.get("per_channel") == "refused":
+                raise Refused("no per-channel mode")
+        result: dict[str, Any] = {"id": request["id"]}
+        if request.get("quantize", True):
+            if axis is not None and deviations.get("per_channel") == "ignored":
+                alpha, beta = _row_statistics(weights.reshape(-1), bits, deviations)
+                channels = weights.shape[axis]
+                alphas, betas = [alpha] * channels, [beta] * channels
+            else:
+                pairs = [_row_statistics(row, bits, deviations) for row in _rows(weights, axis)]
+                alphas, betas = [a for a, _ in pairs], [b for _, b in pairs]
+            codes, output = _step(weights, bits, axis, alphas, betas, deviations)
+            part: dict[str, Any] = {"output": {"hex": to_hex(output, dtype)}}
+            if not output_only:
+                part.update({"alpha": {"hex": to_hex(alphas, parameter)},
+                             "beta": {"hex": to_hex(betas, parameter)}, "codes": codes})
+            result["quantize"] = part
+        if not pipeline_only and request.get("encode") is not None:
+            given = request["encode"]
+            alphas = from_hex(given["alpha"]["hex"], parameter).tolist()
+            betas = from_hex(given["beta"]["hex"], parameter).tolist()
+            codes, output = _step(weights, bits, axis, alphas, betas, deviations)
+            step: dict[str, Any] = {"output": {"hex": to_hex(output, dtype)}}
+            if not output_only:
+                step["codes"] = codes
+            result["encode"] = step
+        return result
+
+    return solve
+
+
+def profile_solve(profile: str) -> Any:
+    """This package's `profile` (paper, caffe) answering requests that ask for the definition.
+
+    The caffe profile's α, β are float32 numbers; they are sent back in the request's
+    parameter dtype (float64: exactly).
+    """
+
+    def solve(request: dict[str, Any]) -> dict[str, Any]:
+        parameter = request["parameter_dtype"]
+        own = "float32" if profile == "caffe" else parameter
+        converted = dict(request, profile=profile, parameter_dtype=own)
+        if request.get("encode") is not None:
+            encode = {name: {"hex": to_hex(from_hex(value["hex"], parameter), own)}
+                      for name, value in request["encode"].items()}
+            converted["encode"] = encode
+        result = reference_solve(converted)
+        part = result.get("quantize")
+        if part is not None:
+            for name in ("alpha", "beta"):
+                part[name] = {"hex": to_hex(from_hex(part[name]["hex"], own), parameter)}
+            if any(code is None for code in part["codes"]):
+                del part["codes"]
+        encoded = result.get("encode")
+        if encoded is not None and any(code is None for code in encoded["codes"]):
+            del encoded["codes"]
+        return result
+
+    return solve
+
+
+__all__ = ["DEVIATIONS", "EPSILON", "make_solve", "profile_solve"]
