@@ -147,7 +147,7 @@ setup(
     package_data={
         "ul2q_ref": [
             "kernels/_fast.pyx", "py.typed", "data/*.npz", "data/README.md",
-            "crosscheck/vectors.schema.json",
+            "crosscheck/vectors.schema.json", "crosscheck/diagnosis.schema.json",
         ]
     },
     install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60"],

@@ -39,6 +39,43 @@ DEVIATIONS: dict[str, tuple[str, ...]] = {
 """Every deviation the zoo can inject, by aspect (the definition's labels are left out)."""
 
 
+DEFINITION_LABELS = {
+    "lambda": "exact", "lambda_above_8": "exact", "std_estimator": "population",
+    "epsilon": "none", "zero_point": "0.5", "tie_rule": "upper-cell",
+    "statistics_precision": "float64", "per_channel": "supported", "code_range": "clipped",
+    "degenerate": "beta-exactly", "subnormals": "exact", "decode_arithmetic": "once-rounded",
+}
+"""What the definition does on each aspect (docs/crosscheck.md, "Diagnosis")."""
+
+MASKED = {
+    frozenset({("epsilon", "added-to-alpha"), ("degenerate", "nan")}):
+        "α = ε > 0 on a constant tensor: the σ = 0 branch never runs",
+    frozenset({("epsilon", "added-to-alpha"), ("degenerate", "other")}):
+        "α = ε > 0 on a constant tensor: the σ = 0 branch never runs",
+    frozenset({("epsilon", "divisor-only"), ("degenerate", "nan")}):
+        "the divisor α + ε > 0 on a constant tensor: nothing is divided by 0",
+    frozenset({("epsilon", "added-to-alpha"), ("subnormals", "other")}):
+        "α = λσ + ε with σ ~ 1e-310 is ε whether σ underflows to 0 or not",
+}
+"""Pairs whose second deviation the first one makes unobservable (no input shows it)."""
+
+
+def all_pairs() -> list[dict[str, str]]:
+    """Every pair of deviations of two different aspects that some input can show."""
+    singles = [(aspect, label) for aspect, labels in DEVIATIONS.items() for label in labels]
+    pairs = []
+    for index, first in enumerate(singles):
+        for second in singles[index + 1:]:
+            if first[0] != second[0] and frozenset({first, second}) not in MASKED:
+                pairs.append(dict([first, second]))
+    return pairs
+
+
+def expected_labels(deviations: dict[str, str]) -> dict[str, str]:
+    """The label of every aspect for a mutant built with `deviations`."""
+    return {**DEFINITION_LABELS, **deviations}
+
+
 class Refused(ValueError):
     """The mutant refuses the request (becomes an error result)."""
 
@@ -256,4 +293,5 @@ def profile_solve(profile: str) -> Any:
     return solve
 
 
-__all__ = ["DEVIATIONS", "EPSILON", "make_solve", "profile_solve"]
+__all__ = ["DEFINITION_LABELS", "DEVIATIONS", "EPSILON", "MASKED", "all_pairs",
+           "expected_labels", "make_solve", "profile_solve"]

@@ -94,18 +94,21 @@ def level_step(output: np.ndarray) -> float | None:
     """α from ŵ alone: the smallest gap between distinct finite levels, if it is consistent.
 
     Every gap between two distinct levels of ŵ = α(q − z) + β is a whole multiple of α, so
-    the smallest one is α when two neighbouring levels occur. None when fewer than two
-    levels occur or a gap is not (within 1e-6 relative) a multiple of the smallest.
+    the smallest one is α when two neighbouring levels occur. Values within 1e-9 of the
+    span of ŵ are taken as one level (rounding noise, e.g. of w + (ŵ − w)). None when fewer
+    than two levels occur or a gap is not (within 1e-4) a whole multiple of the smallest.
     """
-    values = np.unique(output[np.isfinite(output)])
+    values = np.unique(output[np.isfinite(output)].astype(np.float64))
     if values.size < 2:
         return None
+    span = float(values[-1] - values[0])
     gaps = np.diff(values)
-    step = float(gaps.min())
-    if step <= 0.0:
+    gaps = gaps[gaps > 1e-9 * span]
+    if gaps.size == 0:
         return None
+    step = float(gaps.min())
     multiples = gaps / step
-    if np.max(np.abs(multiples - np.rint(multiples))) > 1e-6 * max(1.0, float(multiples.max())):
+    if np.max(np.abs(multiples - np.rint(multiples))) > 1e-4:
         return None
     return step
 
