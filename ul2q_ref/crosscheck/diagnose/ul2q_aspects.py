@@ -220,12 +220,27 @@ class UL2QDiagnosis:
         return cases
 
     def _decode_probes(self) -> list[Case]:
+        """k = 8 tensors whose ŵ tells α(q − z) + β from (q − z)/(1/α) + β and w + (ŵ − w).
+
+        The encode step gets an α whose reciprocal fl(1/α) is off by at least 0.3 ulp (so
+        that dividing by it rounds differently from multiplying by α for many codes);
+        the whole pipeline uses the implementation's own α, so four float64 tensors with
+        different α make it unlikely that all of them hide the difference.
+        """
         cases = []
-        for dtype in ("float64", "float32"):
-            values = rng(f"decode-{dtype}").standard_normal(254) * 0.05
+        for name, dtype in (("float64", "float64"), ("float64-b", "float64"),
+                            ("float64-c", "float64"), ("float64-d", "float64"),
+                            ("float32", "float32")):
+            values = rng(f"decode-{name}").standard_normal(254) * 0.05
             values = np.concatenate([values, [3.0, -3.0]]).astype(dtype)
-            cases.append(probe(f"decode-{dtype}", "k = 8: ŵ of the codes, in both steps",
-                               "ul2q", 8, values))
+            mean, std = moments(values.astype(np.float64), None)
+            alpha = poorly_inverted(optimal_lambda(8) * float(std[0]))
+            case = probe(f"decode-{name}", "k = 8: ŵ of the codes, in both steps", "ul2q", 8,
+                         values, given=(alpha, float(mean[0]), None))
+            whole = probe(f"decode-{name}", "", "ul2q", 8, values)
+            case.stats, case.tolerance = whole.stats, whole.tolerance
+            case.flags = [flag for flag in case.flags if flag != "encode-only"]
+            cases.append(case)
         return cases
 
     def _encode_tie_probes(self) -> list[Case]:
@@ -788,10 +803,11 @@ class UL2QDiagnosis:
             self.findings["decode_arithmetic"] = undetermined(
                 "decode_arithmetic", "the zero point is not known")
             return
-        for dtype in ("float64", "float32"):
-            obs = self.obs.get(f"diag-decode-{dtype}")
+        for name in ("float64", "float64-b", "float64-c", "float64-d", "float32"):
+            obs = self.obs.get(f"diag-decode-{name}")
             if obs is None:
                 continue
+            dtype = obs.case.dtype
             parts = self._decode_parts(obs)
             if parts is None:
                 continue
@@ -958,6 +974,26 @@ def on_threshold(alpha: float, beta: float, j: int) -> float:
             return w
         w = float(np.nextafter(w, math.inf if t < j else -math.inf))
     return beta + j * alpha
+
+
+def poorly_inverted(alpha: float) -> float:
+    """The float64 nearest `alpha` (within 64 ulps) whose fl(1/α)·α is 0.3 ulp or more from 1.
+
+    Multiplying by α and dividing by fl(1/α) then round differently for many codes.
+    """
+    candidate = alpha
+    for _ in range(64):
+        if abs(_reciprocal_error(candidate)) >= 0.3 * 2.0**-53:
+            return candidate
+        candidate = float(np.nextafter(candidate, math.inf))
+    return alpha
+
+
+def _reciprocal_error(alpha: float) -> float:
+    """fl(1/α)·α − 1 exactly (as a float), from the exact rational product."""
+    from fractions import Fraction
+
+    return float(Fraction(1.0 / alpha) * Fraction(alpha) - 1)
 
 
 def classify_ties(directions: dict[int, str | None]) -> str:
