@@ -295,3 +295,134 @@ def profile_solve(profile: str) -> Any:
 
 __all__ = ["DEFINITION_LABELS", "DEVIATIONS", "EPSILON", "MASKED", "all_pairs",
            "expected_labels", "make_solve", "profile_solve"]
+
+
+# ---------------------------------------------------------------------- comparison schemes
+
+SCHEME_DEVIATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "binary": {"sign_of_zero": ("minus-one", "sign-bit", "zero"), "scale": ("other",)},
+    "ternary": {"threshold_rule": ("inclusive",), "threshold_factor": ("other",),
+                "zero_tensor": ("nan",)},
+    "fixed_point": {"rounding": ("half-even", "half-up", "floor", "truncate"),
+                    "clipping": ("unclipped",), "exponent": ("log2",),
+                    "zero_tensor": ("nan",)},
+    "clip": {"rounding": ("half-even", "floor"), "clipping": ("unclipped",),
+             "zero_tensor": ("nan",)},
+}
+"""Every deviation the zoo injects into each comparison scheme (binary's α = mean|w| of
+zeros is 0 and ŵ = 0·sign(w) = 0 under every sign rule: no zero-tensor deviation is natural
+there)."""
+
+SCHEME_DEFINITIONS = {
+    "binary": {"sign_of_zero": "plus-one", "scale": "mean-abs", "zero_tensor": "zero"},
+    "ternary": {"threshold_rule": "strict", "threshold_factor": "0.7", "zero_tensor": "zero"},
+    "fixed_point": {"rounding": "half-away", "clipping": "clipped", "exponent": "frexp",
+                    "zero_tensor": "zero"},
+    "clip": {"rounding": "half-away", "clipping": "clipped", "zero_tensor": "zero"},
+}
+"""What the definition does on each scheme's aspects (docs/spec.md §5)."""
+
+_ROUND = {
+    "half-away": lambda x: np.copysign(np.floor(np.abs(x) + 0.5), x),
+    "half-even": np.round,
+    "half-up": lambda x: np.floor(x + 0.5),
+    "floor": np.floor,
+    "truncate": np.trunc,
+}
+
+
+def _scheme_parameters(scheme: str, row: np.ndarray, bits: int, deviations: dict[str, str]
+                       ) -> tuple[float, float | None]:
+    """α (and Δ) of one channel, float64 row."""
+    magnitude = np.abs(row)
+    if scheme == "binary":
+        return (float(magnitude.max()) if deviations.get("scale") == "other"
+                else float(magnitude.mean())), None
+    if scheme == "ternary":
+        factor = 0.75 if deviations.get("threshold_factor") == "other" else 0.7
+        delta = factor * float(magnitude.mean())
+        beyond = magnitude[magnitude > delta]
+        if beyond.size == 0:
+            return (math.nan if deviations.get("zero_tensor") == "nan" else 0.0), delta
+        return float(beyond.mean()), delta
+    largest = float(magnitude.max())
+    if scheme == "clip":
+        return largest / (2 ** (bits - 1) - 1), None
+    if largest == 0.0:
+        return 0.0, None
+    if deviations.get("exponent") == "log2":
+        exponent = math.floor(float(np.log2(row.dtype.type(largest))))
+    else:
+        exponent = math.frexp(largest)[1] - 1
+    return 2.0 ** (exponent - (bits - 2)), None
+
+
+def _scheme_codes(scheme: str, row: np.ndarray, alpha: float, delta: float | None,
+                  bits: int, deviations: dict[str, str]) -> np.ndarray:
+    values = row.astype(np.float64)
+    if scheme == "binary":
+        rule = deviations.get("sign_of_zero", "plus-one")
+        codes = np.where(values > 0, 1.0, np.where(values < 0, -1.0, 1.0))
+        zero = values == 0
+        if rule == "minus-one":
+            codes[zero] = -1.0
+        elif rule == "sign-bit":
+            codes[zero] = np.where(np.signbit(values[zero]), -1.0, 1.0)
+        elif rule == "zero":
+            codes[zero] = 0.0
+        return codes
+    if scheme == "ternary":
+        assert delta is not None
+        if deviations.get("threshold_rule") == "inclusive":
+            return (values >= delta).astype(float) - (values <= -delta).astype(float)
+        return (values > delta).astype(float) - (values < -delta).astype(float)
+    half = 2 ** (bits - 1)
+    lowest, highest = (-half, half - 1) if scheme == "fixed_point" else (1 - half, half - 1)
+    with np.errstate(all="ignore"):
+        scaled = values / alpha
+    if alpha == 0.0 and deviations.get("zero_tensor") != "nan":
+        return np.zeros(values.shape)
+    codes = _ROUND[deviations.get("rounding", "half-away")](scaled)
+    if deviations.get("clipping") != "unclipped":
+        codes = np.clip(codes, lowest, highest)
+    return codes
+
+
+def make_scheme_solve(scheme: str, deviations: dict[str, str], *, output_only: bool = False
+                      ) -> Any:
+    """A ``solve(request)`` for a comparison scheme with `deviations` injected."""
+    assert set(deviations) <= set(SCHEME_DEVIATIONS[scheme]), deviations
+
+    def answer(weights: np.ndarray, dtype: str, alpha: float, delta: float | None,
+               bits: int, parameter: str, with_parameters: bool) -> dict[str, Any]:
+        codes = _scheme_codes(scheme, weights.reshape(-1), alpha, delta, bits, deviations)
+        with np.errstate(all="ignore"):
+            output = (alpha * codes).astype(dtype)
+        part: dict[str, Any] = {"output": {"hex": to_hex(output, dtype)}}
+        if not output_only and np.all(np.isfinite(codes)):
+            part["codes"] = [int(c) for c in codes]
+            if with_parameters:
+                part["alpha"] = {"hex": to_hex([alpha], parameter)}
+                part["beta"] = {"hex": to_hex([0.0], parameter)}
+                if delta is not None:
+                    part["threshold"] = {"hex": to_hex([delta], parameter)}
+        return part
+
+    def solve(request: dict[str, Any]) -> dict[str, Any]:
+        assert request["scheme"] == scheme and request["axis"] is None
+        dtype, parameter = request["dtype"], request["parameter_dtype"]
+        weights = from_hex(request["input"]["hex"], dtype)
+        bits = int(request["bits"])
+        result: dict[str, Any] = {"id": request["id"]}
+        if request.get("quantize", True):
+            alpha, delta = _scheme_parameters(scheme, weights, bits, deviations)
+            result["quantize"] = answer(weights, dtype, alpha, delta, bits, parameter, True)
+        given = request.get("encode")
+        if given is not None:
+            alpha = float(from_hex(given["alpha"]["hex"], parameter)[0])
+            delta = (float(from_hex(given["threshold"]["hex"], parameter)[0])
+                     if "threshold" in given else None)
+            result["encode"] = answer(weights, dtype, alpha, delta, bits, parameter, False)
+        return result
+
+    return solve

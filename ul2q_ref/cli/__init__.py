@@ -26,7 +26,7 @@ from ..io import FileFormatError
 from ._common import CommandError
 
 COMMANDS = ("lambdas", "quantize", "dequantize", "inspect", "plan", "train", "export", "evaluate",
-            "vectors", "check", "reproduce")
+            "vectors", "check", "diagnose", "reproduce")
 """Sub-command modules of this package, in the order the help lists them."""
 
 EXIT_ERROR = 2

@@ -85,5 +85,18 @@ def diagnose(implementation: Provider | Callable[[dict[str, Any]], dict[str, Any
                      probes=rounds.probes, rounds=rounds.count)
 
 
+def first_round_requests(scheme: str = "ul2q") -> list[dict[str, Any]]:
+    """The requests of the first round of probes for `scheme` (for answering offline)."""
+    from ..format import request_for
+    from .scheme_aspects import SCHEME_DIAGNOSES, first_round_cases
+    from .ul2q_aspects import UL2QDiagnosis
+
+    if scheme != "ul2q" and scheme not in SCHEME_DIAGNOSES:
+        raise ValueError(f"unknown scheme {scheme!r}")
+    cases = (UL2QDiagnosis(Rounds(lambda cases: {})).first_round() if scheme == "ul2q"
+             else first_round_cases(scheme))
+    return [request_for(case) for case in cases]
+
+
 __all__ = ["DEVIATES", "MATCHES", "SCHEMA_PATH", "UNKNOWN", "Diagnosis", "Finding",
-           "as_provider", "diagnose"]
+           "as_provider", "diagnose", "first_round_requests"]

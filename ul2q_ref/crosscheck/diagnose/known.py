@@ -37,7 +37,7 @@ def closest(scheme: str, findings: list[Finding]) -> dict[str, Any]:
     if not rows:
         from .scheme_aspects import definition_row
 
-        rows = {"definition": definition_row(scheme)}
+        rows = {"ul2q-ref": definition_row(scheme)}
     decided = [f for f in findings if f.verdict != UNKNOWN]
     best: dict[str, Any] | None = None
     for name, row in rows.items():

@@ -20,12 +20,13 @@ from ..encoding import from_hex
 
 @dataclass
 class Part:
-    """One step's answer: α, β (whole pipeline only), codes and ŵ, each None if absent."""
+    """One step's answer: α, β (Δ) (whole pipeline only), codes and ŵ, each None if absent."""
 
     alpha: np.ndarray | None
     beta: np.ndarray | None
     codes: np.ndarray | None
     output: np.ndarray | None
+    threshold: np.ndarray | None = None
 
 
 @dataclass
@@ -72,9 +73,10 @@ def _part(record: Any, case: Case, pipeline: bool) -> Part | None:
     beta = _floats(record.get("beta"), parameter, channels) if pipeline else None
     codes = _codes(record.get("codes"), size)
     output = _floats(record.get("output"), case.dtype, size)
+    threshold = _floats(record.get("threshold"), parameter, channels) if pipeline else None
     if alpha is None and beta is None and codes is None and output is None:
         return None
-    return Part(alpha, beta, codes, output)
+    return Part(alpha, beta, codes, output, threshold)
 
 
 def observe(case: Case, result: Any) -> Observation:

@@ -70,12 +70,18 @@ def render(diagnosis: Diagnosis) -> str:
 
 
 def write_json(diagnosis: Diagnosis, path: str | os.PathLike[str]) -> Path:
-    """Write the JSON document atomically: a temporary file beside it, then a rename.
+    """Write the diagnosis's JSON document to `path` atomically (:func:`write_text`)."""
+    return write_text(json.dumps(diagnosis.to_json(), indent=1, ensure_ascii=False) + "\n",
+                      path)
 
-    The file gets the mode a newly created file gets under the process umask.
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write `text` atomically: a temporary file beside `path`, fsync, then a rename.
+
+    The file gets the mode a newly created file gets under the process umask; an
+    interrupted write leaves the old file (or none) and no temporary file.
     """
     target = Path(path)
-    text = json.dumps(diagnosis.to_json(), indent=1, ensure_ascii=False) + "\n"
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                              dir=target.parent if str(target.parent) else ".")
     try:
@@ -93,4 +99,4 @@ def write_json(diagnosis: Diagnosis, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-__all__ = ["finding_lines", "render", "summary", "write_json"]
+__all__ = ["finding_lines", "render", "summary", "write_json", "write_text"]
