@@ -15,6 +15,6 @@ def test_every_pair_of_deviations_is_named() -> None:
     for deviations in all_pairs():
         labels = diagnose(make_solve(deviations)).labels()
         if labels != expected_labels(deviations):
-            wrong.append((deviations, {a: l for a, l in labels.items()
-                                       if l != expected_labels(deviations)[a]}))
+            wrong.append((deviations, {aspect: label for aspect, label in labels.items()
+                                       if label != expected_labels(deviations)[aspect]}))
     assert wrong == []

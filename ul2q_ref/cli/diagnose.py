@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         write_text("\n".join(lines) + "\n", args.requests)
         print(f"wrote {len(lines)} probe requests to {args.requests}", file=sys.stderr)
         return 0
+    provider: check.Provider
     if args.check_self:
         provider = check.self_provider
     elif args.results:

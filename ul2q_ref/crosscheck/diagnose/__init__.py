@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .model import DEVIATES, MATCHES, UNKNOWN, Diagnosis, Finding
 from .probes import Provider, Rounds
@@ -45,10 +45,10 @@ def as_provider(implementation: Provider | Callable[[dict[str, Any]], dict[str, 
     try:
         parameters = list(inspect.signature(implementation).parameters)
     except (TypeError, ValueError):
-        return implementation
+        parameters = ["cases"]  # a builtin or extension callable: taken as a provider
     if parameters[:1] == ["cases"]:
-        return implementation
-    return function_provider(implementation)
+        return cast(Provider, implementation)
+    return function_provider(cast(Callable[[dict[str, Any]], dict[str, Any]], implementation))
 
 
 def diagnose(implementation: Provider | Callable[[dict[str, Any]], dict[str, Any]], *,

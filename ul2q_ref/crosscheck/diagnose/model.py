@@ -51,10 +51,7 @@ class Finding:
 def judged(aspect: str, label: str | None, definition: str, value: Any = None,
            evidence: dict[str, Any] | None = None) -> Finding:
     """A finding whose verdict follows from comparing `label` with the `definition` label."""
-    if label is None:
-        verdict = UNKNOWN
-    else:
-        verdict = MATCHES if label == definition else DEVIATES
+    verdict = UNKNOWN if label is None else MATCHES if label == definition else DEVIATES
     return Finding(aspect, label, verdict, value, dict(evidence or {}))
 
 

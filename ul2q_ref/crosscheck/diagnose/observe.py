@@ -115,8 +115,8 @@ def level_step(output: np.ndarray) -> float | None:
     return step
 
 
-def codes_from_output(output: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
-                      zero_point: float) -> np.ndarray | None:
+def codes_from_output(output: np.ndarray, alpha: np.ndarray | float,
+                      beta: np.ndarray | float, zero_point: float) -> np.ndarray | None:
     """q = round((ŵ − β)/α + z): the codes that ŵ decodes from (None if α is not > 0)."""
     if not (np.all(np.isfinite(alpha)) and np.all(alpha > 0)):
         return None

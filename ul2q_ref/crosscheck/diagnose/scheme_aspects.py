@@ -157,7 +157,7 @@ class SchemeDiagnosis:
                 continue
             output = obs.pipeline.output
             plus, minus = output[2], output[3]
-            signs = []
+            signs: list[int | None] = []
             for value in output[:2]:
                 if value == plus and plus != minus:
                     signs.append(1)
@@ -167,8 +167,9 @@ class SchemeDiagnosis:
                     signs.append(0)
                 else:
                     signs.append(None)
-            label = {(1, 1): "plus-one", (-1, -1): "minus-one", (1, -1): "sign-bit",
-                     (0, 0): "zero"}.get((signs[0], signs[1]), "other")
+            rules: dict[tuple[int | None, int | None], str] = {
+                (1, 1): "plus-one", (-1, -1): "minus-one", (1, -1): "sign-bit", (0, 0): "zero"}
+            label = rules.get((signs[0], signs[1]), "other")
             return self._judged("sign_of_zero", label, None,
                                 _evidence(obs, f"ŵ(±0) = ŵ(1) = {float(plus)!r}",
                                           f"ŵ(+0) = {float(output[0])!r}, "

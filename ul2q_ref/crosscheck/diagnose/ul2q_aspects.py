@@ -537,8 +537,8 @@ class UL2QDiagnosis:
         got = self.pipeline(f"lam-k{shown}-x1")
         got_alpha = float(got.alpha[0]) if got is not None else math.nan
         note = f"λ_{shown} fitted {fitted[shown]:.9g}, λ_{shown}* = {optimal_lambda(shown):.9g}"
-        value = {str(k): _rounded(v) for k, v in fitted.items()}
-        return judged("lambda", label, "exact", value,
+        fitted_values = {str(k): _rounded(v) for k, v in fitted.items()}
+        return judged("lambda", label, "exact", fitted_values,
                       evidence(obs, f"α = {float(obs.case.encode_alpha[0])!r}",
                                f"α = {got_alpha!r}", note))
 
@@ -830,8 +830,9 @@ class UL2QDiagnosis:
             return
         common = set.intersection(*matched)
         if len(common) > 1:
+            alternatives = " from ".join(sorted(common))
             self.findings["decode_arithmetic"] = undetermined(
-                "decode_arithmetic", f"the probes answered cannot tell {' from '.join(sorted(common))}")
+                "decode_arithmetic", f"the probes answered cannot tell {alternatives}")
             return
         label = next((name for name in ("once-rounded", "reciprocal",
                                         "straight-through-residue") if name in common), "other")
@@ -879,10 +880,7 @@ class UL2QDiagnosis:
             count = highest - lowest
             directions = {j: _direction(int(codes[i]), j)
                           for i, j in enumerate(range(lowest, highest))}
-            below_ok = np.array_equal(codes[count:2 * count], np.arange(lowest, highest))
-            self._tie_finding(directions, obs, codes[:count], "encode step",
-                              "" if below_ok else "one ulp below a threshold is not the "
-                              "lower cell")
+            self._tie_finding(directions, obs, codes[:count], "encode step", "")
             return
         self._pipeline_ties()
 
