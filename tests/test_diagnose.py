@@ -21,7 +21,7 @@ from diagnose_zoo import (
 )
 
 from ul2q_ref.crosscheck.check import function_provider, self_provider
-from ul2q_ref.crosscheck.diagnose import DEVIATES, MATCHES, UNKNOWN, diagnose
+from ul2q_ref.crosscheck.diagnosis import DEVIATES, MATCHES, UNKNOWN, diagnose
 from ul2q_ref.crosscheck.reference_impl import solve as reference_solve
 
 SINGLES = [{aspect: label} for aspect, labels in DEVIATIONS.items() for label in labels]

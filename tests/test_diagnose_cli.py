@@ -13,7 +13,7 @@ import pytest
 from diagnose_zoo import make_solve
 
 from ul2q_ref.cli import main
-from ul2q_ref.crosscheck.diagnose import SCHEMA_PATH, diagnose, first_round_requests
+from ul2q_ref.crosscheck.diagnosis import SCHEMA_PATH, diagnose, first_round_requests
 from ul2q_ref.crosscheck.reference_impl import solve as reference_solve
 from ul2q_ref.crosscheck.vectors import RESULTS_FORMAT
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from diagnose_zoo import DEVIATIONS, expected_labels, make_solve
 
-from ul2q_ref.crosscheck.diagnose import UNKNOWN, diagnose
+from ul2q_ref.crosscheck.diagnosis import UNKNOWN, diagnose
 
 MODES = {
     "output-only": {"output_only": True},

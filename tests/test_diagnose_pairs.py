@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from diagnose_zoo import all_pairs, expected_labels, make_solve
 
-from ul2q_ref.crosscheck.diagnose import diagnose
+from ul2q_ref.crosscheck.diagnosis import diagnose
 
 
 @pytest.mark.slow

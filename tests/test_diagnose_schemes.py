@@ -8,7 +8,7 @@ import pytest
 from diagnose_zoo import SCHEME_DEFINITIONS, SCHEME_DEVIATIONS, make_scheme_solve
 
 from ul2q_ref.crosscheck.check import self_provider
-from ul2q_ref.crosscheck.diagnose import UNKNOWN, diagnose
+from ul2q_ref.crosscheck.diagnosis import UNKNOWN, diagnose
 
 SINGLES = [(scheme, {aspect: label}) for scheme, aspects in SCHEME_DEVIATIONS.items()
            for aspect, labels in aspects.items() for label in labels]

@@ -56,8 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..crosscheck import check
-    from ..crosscheck.diagnose import diagnose, first_round_requests
-    from ..crosscheck.diagnose.render import render, write_json
+    from ..crosscheck.diagnosis import diagnose, first_round_requests
+    from ..crosscheck.diagnosis.render import render, write_json
 
     if args.batch and not args.command:
         raise CommandError("--batch needs --command")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.requests:
         lines = [json.dumps(request, separators=(",", ":"))
                  for request in first_round_requests(args.scheme)]
-        from ..crosscheck.diagnose.render import write_text
+        from ..crosscheck.diagnosis.render import write_text
 
         write_text("\n".join(lines) + "\n", args.requests)
         print(f"wrote {len(lines)} probe requests to {args.requests}", file=sys.stderr)
