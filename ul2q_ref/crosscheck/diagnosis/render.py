@@ -20,12 +20,16 @@ def _value_text(value: Any) -> str:
     return f" {value}"
 
 
-def finding_lines(finding: Finding) -> list[str]:
-    """One line for the verdict and fitted value, one for the evidence."""
+def finding_lines(finding: Finding, *, evidence_of_matches: bool = False) -> list[str]:
+    """One line for the verdict, label and fitted value; for a deviation, a second with the
+    smallest probe that shows it (input, expected, got); for an aspect that could not be
+    determined, a second saying why."""
     label = finding.label if finding.label is not None else "-"
     head = f"{finding.aspect:<21} {finding.verdict:<16} {label}{_value_text(finding.value)}"
     lines = [head]
     evidence = finding.evidence
+    if finding.verdict == MATCHES and not evidence_of_matches:
+        return lines
     if "probe" in evidence:
         lines.append(f"{'':21} {evidence['probe']}: input {evidence['input']}; expected "
                      f"{evidence['expected']}, got {evidence['got']}"

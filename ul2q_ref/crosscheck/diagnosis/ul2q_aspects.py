@@ -366,7 +366,7 @@ class UL2QDiagnosis:
         got = f"ŵ = {float(found.output[first])!r}"
         self.findings["zero_point"] = judged(
             "zero_point", label or "other", DEFINITION["zero_point"], round(z, 9),
-            evidence(obs, expected, got, f"α from {found.alpha_source}"))
+            evidence(obs, expected, got, f"α {_source(found.alpha_source)}"))
 
     def _ratio(self, case_id: str) -> tuple[float | None, Pipeline | None]:
         found = self.pipeline(case_id)
@@ -390,7 +390,7 @@ class UL2QDiagnosis:
         if label != "other":
             self.fit.estimator = label
         expected = f"α = {float(obs.case.encode_alpha[0])!r}"
-        got = f"α = {float(found2.alpha[0])!r} (from {found2.alpha_source})"
+        got = f"α = {float(found2.alpha[0])!r} ({_source(found2.alpha_source)})"
         note = (f"(α/σ at n = 2)/(α/σ at n = 3) = {ratio:.6f}: 1 for the population σ, "
                 f"√(4/3) = 1.154701 for the unbiased one")
         if self.fit.estimator == "unbiased":
@@ -423,7 +423,7 @@ class UL2QDiagnosis:
             self.findings["epsilon"] = undetermined("epsilon", f"α = {a1} at scale 2^-20")
             return
         expected = f"α = {float(obs.case.encode_alpha[0])!r} (2α(2^-20) − α(2^-19) = 0)"
-        got = f"α = {a1!r} (from {small.alpha_source}); 2α(2^-20) − α(2^-19) = {stored:.4g}"
+        got = f"α = {a1!r} ({_source(small.alpha_source)}); 2α(2^-20) − α(2^-19) = {stored:.4g}"
         if abs(stored) > 1e-5 * abs(a1):
             self.fit.epsilon = stored
             self.findings["epsilon"] = judged("epsilon", "added-to-alpha", "none",
@@ -667,7 +667,7 @@ class UL2QDiagnosis:
             label = "other"
         self.findings["per_channel"] = judged(
             "per_channel", label, "supported", _rounded(ratio),
-            evidence(obs, expected, f"α = {alphas} (from {source})",
+            evidence(obs, expected, f"α = {alphas} ({_source(source)})",
                      f"α[1]/α[0] = {ratio:.6g}, the channels' σ ratio is {want:.6g}"))
 
     def fit_code_range(self) -> None:
@@ -949,13 +949,15 @@ class UL2QDiagnosis:
         label = classify_ties(directions)
         shown = next((j for j in sorted(directions, key=abs) if directions[j] != "up"),
                      next(iter(directions)))
-        index = TIE_THRESHOLDS.index(shown) if obs.case.id.startswith("diag-ties-pipeline") \
-            else shown - code_range(4)[0]
+        pipeline = obs.case.id.startswith("diag-ties-pipeline")
+        index = TIE_THRESHOLDS.index(shown) if pipeline else shown - code_range(4)[0]
+        w = float(obs.case.weights.reshape(-1)[-len(TIE_THRESHOLDS) - 2 + index] if pipeline
+                  else obs.case.weights.reshape(-1)[index])
         value = {str(j): directions[j] for j in sorted(directions)}
         text = f"{where}; t = (w − β)/α = {shown}" + (f"; {note}" if note else "")
         self.findings["tie_rule"] = judged(
             "tie_rule", label, "upper-cell", value,
-            evidence(obs, f"code {shown + 1}", f"code {int(codes[index])}", text))
+            evidence(obs, f"code {shown + 1} at w = {w!r}", f"code {int(codes[index])}", text))
 
 
 # ---------------------------------------------------------------------- small pure helpers
@@ -1032,6 +1034,10 @@ def decode_candidates(weights: np.ndarray, codes: np.ndarray, alpha: float, beta
 
 def _uint(values: np.ndarray) -> np.dtype:
     return np.dtype(np.uint32 if values.dtype == np.float32 else np.uint64)
+
+
+def _source(alpha_source: str) -> str:
+    return "returned" if alpha_source == "returned" else "from the gaps between ŵ levels"
 
 
 def _has_nan(obs: Observation) -> bool:
