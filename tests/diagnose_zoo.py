@@ -426,3 +426,44 @@ def make_scheme_solve(scheme: str, deviations: dict[str, str], *, output_only: b
         return result
 
     return solve
+
+
+GARBAGE = (0.0, -0.0, math.inf, -math.inf, math.nan, 1e-320, 3e38, -1.0, 5e-324)
+"""Values a garbled answer is made of: zeros, infinities, NaN, subnormals, extremes."""
+
+
+def garbled_solve(seed: int) -> Any:
+    """The definition with its answers garbled at random (parts dropped, replaced by
+    special values or junk, errors, non-objects): a hostile implementation."""
+    import random
+
+    chooser = random.Random(seed)
+    base = make_solve({})
+
+    def garble(part: dict[str, Any]) -> None:
+        for key in list(part):
+            draw = chooser.random()
+            if draw < 0.15:
+                del part[key]
+            elif draw < 0.3 and key in ("alpha", "beta", "output"):
+                dtype = "float64" if len(part[key]["hex"][0]) == 16 else "float32"
+                part[key]["hex"] = to_hex([chooser.choice(GARBAGE) for _ in part[key]["hex"]],
+                                          dtype)
+            elif draw < 0.4 and key == "codes":
+                part[key] = [chooser.randint(-10**6, 10**6) for _ in part[key]]
+            elif draw < 0.45:
+                part[key] = chooser.choice([None, 1, "x", [], {"hex": ["zz"]}])
+
+    def solve(request: dict[str, Any]) -> Any:
+        result = base(request)
+        draw = chooser.random()
+        if draw < 0.05:
+            return {"id": request["id"], "error": "refused"}
+        if draw < 0.08:
+            return 42
+        for name in ("quantize", "encode"):
+            if isinstance(result.get(name), dict):
+                garble(result[name])
+        return result
+
+    return solve

@@ -16,12 +16,13 @@ from diagnose_zoo import (
     MASKED,
     all_pairs,
     expected_labels,
+    garbled_solve,
     make_solve,
     profile_solve,
 )
 
 from ul2q_ref.crosscheck.check import function_provider, self_provider
-from ul2q_ref.crosscheck.diagnosis import DEVIATES, MATCHES, UNKNOWN, diagnose
+from ul2q_ref.crosscheck.diagnosis import DEVIATES, MATCHES, UNKNOWN, VERDICTS, diagnose
 from ul2q_ref.crosscheck.reference_impl import solve as reference_solve
 
 SINGLES = [{aspect: label} for aspect, labels in DEVIATIONS.items() for label in labels]
@@ -129,3 +130,14 @@ def test_a_refused_request_is_not_a_deviation_of_every_aspect() -> None:
     diagnosis = diagnose(refuse)
     assert all(finding.verdict == UNKNOWN for finding in diagnosis.findings)
     assert diagnosis.closest["of"] == 0
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_garbled_answers_give_findings_not_crashes(seed: int) -> None:
+    """Dropped parts, ±inf, NaN, subnormal α, junk codes, errors: every aspect still gets a
+    verdict, and every fit handles what it was given (no fit fails and is caught)."""
+    diagnosis = diagnose(garbled_solve(seed))
+    assert [f.aspect for f in diagnosis.findings] == list(DEFINITION_LABELS)
+    for finding in diagnosis.findings:
+        assert finding.verdict in VERDICTS
+        assert "could not be fitted" not in finding.evidence.get("note", "")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from .model import DEVIATES, MATCHES, UNKNOWN, Diagnosis, Finding
+from .model import DEVIATES, MATCHES, UNKNOWN, VERDICTS, Diagnosis, Finding
 from .probes import Provider, Rounds
 
 SCHEMA_PATH = Path(__file__).parent.with_name("diagnosis.schema.json")
@@ -98,5 +98,5 @@ def first_round_requests(scheme: str = "ul2q") -> list[dict[str, Any]]:
     return [request_for(case) for case in cases]
 
 
-__all__ = ["DEVIATES", "MATCHES", "SCHEMA_PATH", "UNKNOWN", "Diagnosis", "Finding",
+__all__ = ["DEVIATES", "MATCHES", "SCHEMA_PATH", "UNKNOWN", "VERDICTS", "Diagnosis", "Finding",
            "as_provider", "diagnose", "first_round_requests"]

@@ -138,7 +138,16 @@ class SchemeDiagnosis:
                 "threshold_factor": self.threshold_factor, "rounding": self.rounding,
                 "clipping": self.clipping, "exponent": self.exponent,
                 "zero_tensor": self.zero_tensor}
-        return [fits[aspect]() for aspect in DEFINITIONS[self.scheme]]
+        findings = []
+        for aspect in DEFINITIONS[self.scheme]:
+            try:
+                with np.errstate(all="ignore"):
+                    findings.append(fits[aspect]())
+            except (ArithmeticError, ValueError, TypeError, IndexError, KeyError) as error:
+                findings.append(undetermined(
+                    aspect, f"the answers could not be fitted ({type(error).__name__}: "
+                            f"{str(error)[:120]})"))
+        return findings
 
     def _get(self, name: str) -> Observation | None:
         return self.obs.get(f"diag-{name}")

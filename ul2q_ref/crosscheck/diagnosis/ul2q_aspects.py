@@ -289,17 +289,30 @@ class UL2QDiagnosis:
     def run(self) -> dict[str, Finding]:
         """Send the probes (one to three rounds), fit every aspect; findings by aspect."""
         self.obs.update(self.rounds.ask(self.first_round(), "μL2Q aspects"))
-        self.fit_zero_point()
-        self.fit_std_estimator()
-        self.fit_epsilon()
-        self.fit_lambda()
-        self.fit_precision()
-        self.fit_per_channel()
-        self.fit_code_range()
-        self.fit_degenerate()
-        self.fit_decode()
-        self.fit_subnormals()
-        self.fit_ties()
+        fits = (
+            (self.fit_zero_point, ("zero_point",)),
+            (self.fit_std_estimator, ("std_estimator",)),
+            (self.fit_epsilon, ("epsilon",)),
+            (self.fit_lambda, ("lambda", "lambda_above_8")),
+            (self.fit_precision, ("statistics_precision",)),
+            (self.fit_per_channel, ("per_channel",)),
+            (self.fit_code_range, ("code_range",)),
+            (self.fit_degenerate, ("degenerate",)),
+            (self.fit_decode, ("decode_arithmetic",)),
+            (self.fit_subnormals, ("subnormals",)),
+            (self.fit_ties, ("tie_rule",)),
+        )
+        for fit, aspects in fits:
+            try:
+                with np.errstate(all="ignore"):
+                    fit()
+            except (ArithmeticError, ValueError, TypeError, IndexError, KeyError) as error:
+                # answers no fit was written for (e.g. α = ±inf where a ratio is taken):
+                # the aspect is not determinable, and the report says why
+                for aspect in aspects:
+                    self.findings[aspect] = undetermined(
+                        aspect, f"the answers could not be fitted ({type(error).__name__}: "
+                                f"{str(error)[:120]})")
         return {aspect: self.findings[aspect] for aspect in ASPECTS}
 
     def pipeline(self, case_id: str, *, need_codes: bool = False) -> Pipeline | None:
@@ -383,6 +396,10 @@ class UL2QDiagnosis:
         if r2 is None or r3 is None or found2 is None or obs is None:
             self.findings["std_estimator"] = undetermined(
                 "std_estimator", _why(obs, "no α from the n = 2 and n = 3 probes"))
+            return
+        if not (r3 > 0 and math.isfinite(r2)):
+            self.findings["std_estimator"] = undetermined(
+                "std_estimator", f"α/σ is {r2} at n = 2 and {r3} at n = 3")
             return
         ratio = r2 / r3
         label = _nearest_label(ratio, {"population": 1.0, "unbiased": math.sqrt(4.0 / 3.0)},
@@ -488,7 +505,9 @@ class UL2QDiagnosis:
             if any(f is None for f in found) or obs is None:
                 continue
             a1, a2, a4 = (float(f.alpha[0]) for f in found if f is not None)
-            d1, d2 = a2 - a1, a4 - a2
+            first_obs[bits] = obs
+            with np.errstate(all="ignore"):
+                d1, d2 = np.float64(a2) - a1, np.float64(a4) - a2
             if not (math.isfinite(d1) and math.isfinite(d2)) or d1 <= 0:
                 laws[bits] = ("other", math.nan)
                 continue
@@ -499,7 +518,6 @@ class UL2QDiagnosis:
                 laws[bits] = ("quadratic", d1 / 3.0)
             else:
                 laws[bits] = ("other", ratio)
-            first_obs[bits] = obs
         self.findings["lambda"] = self._lambda_low(laws, first_obs)
         self.findings["lambda_above_8"] = self._lambda_high(laws, first_obs)
 
@@ -856,6 +874,8 @@ class UL2QDiagnosis:
         else:
             return None
         assert part.output is not None
+        if not (math.isfinite(alpha) and alpha > 0 and math.isfinite(beta)):
+            return None
         codes = part.codes
         if codes is None:
             codes = codes_from_output(part.output, alpha, beta, z)
