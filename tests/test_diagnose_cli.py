@@ -112,3 +112,13 @@ def test_usage_errors_exit_2_with_one_line(argv, message, tmp_path, capsys) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("ul2q-ref diagnose: error: ") and message in err[-1]
     assert existing.read_text(encoding="utf-8") == "{}"
+
+
+def test_a_results_file_for_other_cases_is_said_to_answer_no_probe(tmp_path, capsys) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([{"id": "ul2q-exact-k2-float32-random", "error": "x"}]),
+                    encoding="utf-8")
+    assert main(["diagnose", "--results", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "77 probes in 1 round(s), 77 without a result" in out
+    assert "12 could not be determined" in out and "--requests" in out

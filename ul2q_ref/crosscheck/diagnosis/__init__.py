@@ -81,8 +81,12 @@ def diagnose(implementation: Provider | Callable[[dict[str, Any]], dict[str, Any
     else:
         findings = SCHEME_DIAGNOSES[scheme](rounds)
     match = closest(scheme, findings)
-    return Diagnosis(scheme, findings, match, summary(scheme, findings, match),
-                     probes=rounds.probes, rounds=rounds.count)
+    text = summary(scheme, findings, match)
+    if rounds.unanswered:
+        text += (f" {rounds.unanswered} of {rounds.probes} probes got no result at all (a "
+                 "results file must answer the probes that --requests writes).")
+    return Diagnosis(scheme, findings, match, text, probes=rounds.probes, rounds=rounds.count,
+                     unanswered=rounds.unanswered)
 
 
 def first_round_requests(scheme: str = "ul2q") -> list[dict[str, Any]]:

@@ -70,6 +70,7 @@ class Diagnosis:
     summary: str
     probes: int = 0
     rounds: int = 0
+    unanswered: int = 0
 
     @property
     def deviations(self) -> list[Finding]:
@@ -98,6 +99,7 @@ class Diagnosis:
             "summary": self.summary,
             "probes": self.probes,
             "rounds": self.rounds,
+            "unanswered": self.unanswered,
         }
 
 

@@ -50,6 +50,7 @@ class Rounds:
         self.progress = progress
         self.count = 0
         self.probes = 0
+        self.unanswered = 0
         self.seconds = 0.0
 
     def ask(self, cases: list[Case], what: str) -> dict[str, Observation]:
@@ -64,6 +65,7 @@ class Rounds:
                   file=sys.stderr, flush=True)
         results = self.provider(cases)
         self.seconds += time.monotonic() - start
+        self.unanswered += sum(case.id not in results for case in cases)
         return {case.id: observe(case, results.get(case.id)) for case in cases}
 
 

@@ -63,7 +63,8 @@ def summary(diagnosis_scheme: str, findings: list[Finding], closest: dict[str, A
 def render(diagnosis: Diagnosis) -> str:
     """The text report of ``ul2q-ref diagnose``."""
     lines = [f"diagnosis of a {diagnosis.scheme} implementation: {diagnosis.probes} probes in "
-             f"{diagnosis.rounds} round(s)"]
+             f"{diagnosis.rounds} round(s)"
+             + (f", {diagnosis.unanswered} without a result" if diagnosis.unanswered else "")]
     for finding in diagnosis.findings:
         lines.extend(finding_lines(finding))
     closest = diagnosis.closest
