@@ -106,6 +106,8 @@ def test_fitted_values_are_the_injected_ones() -> None:
     assert lam["1"] == 1.5959 and lam["8"] == 0.0304
     epsilon = diagnose(make_solve({"epsilon": "added-to-alpha"})).finding("epsilon").value
     assert abs(epsilon - 1e-7) < 1e-15
+    divisor = diagnose(make_solve({"epsilon": "divisor-only"})).finding("epsilon").value
+    assert abs(divisor - 1e-7) < 1e-8  # bracketed by the codes of values 0.75 % apart
     c = diagnose(make_solve({"lambda_above_8": "range-c"})).finding("lambda_above_8").value
     assert abs(c["c"] - 8.0) < 1e-9
     assert diagnose(make_solve({"zero_point": "0"})).finding("zero_point").value == 0.0

@@ -477,18 +477,8 @@ class UL2QDiagnosis:
         inward = np.abs(codes - 0.5) < np.abs(ours - 0.5)
         if not np.all(inward[differ]):
             return None
-        # a divisor d gives code q: (w − β)/d in [q − 1, q); intersect over the values
-        low, high = alpha, math.inf
-        for w, q in zip(weights - beta, codes, strict=True):
-            if w > 0 and lowest < q < highest:
-                low = max(low, w / q)
-                if q > 1:
-                    high = min(high, w / (q - 1))
-            elif w < 0 and lowest < q < highest:
-                if q < 0:
-                    low = max(low, w / (q - 1))
-                if q <= 0:
-                    high = min(high, w / (q - 1)) if q - 1 < 0 else high
+        low, high = divisor_bounds(weights - beta, codes, lowest, highest)
+        low = max(low, alpha)
         value = (low + high) / 2.0 - alpha if math.isfinite(high) else low - alpha
         first = int(np.flatnonzero(differ)[0])
         shown = (f"code {int(ours[first])} at w = {float(weights[first])!r} (α = {alpha!r})",
@@ -994,6 +984,30 @@ def on_threshold(alpha: float, beta: float, j: int) -> float:
             return w
         w = float(np.nextafter(w, math.inf if t < j else -math.inf))
     return beta + j * alpha
+
+
+def divisor_bounds(offsets: np.ndarray, codes: np.ndarray, lowest: int, highest: int
+                   ) -> tuple[float, float]:
+    """The divisors d > 0 that give every code: q − 1 ≤ (w − β)/d < q for each value.
+
+    `offsets` are w − β; codes at either end of the range (clipped) say nothing and are
+    skipped. Returns the interval (low, high) of d the codes allow (high may be inf).
+    """
+    low, high = 0.0, math.inf
+    for x, q in zip(offsets.tolist(), codes.tolist(), strict=True):
+        if x == 0 or not lowest < q < highest:
+            continue
+        if x > 0:
+            if q > 0:
+                low = max(low, x / q)
+            if q - 1 > 0:
+                high = min(high, x / (q - 1))
+        else:
+            if q < 0:
+                high = min(high, x / q)
+            if q - 1 < 0:
+                low = max(low, x / (q - 1))
+    return low, high
 
 
 def poorly_inverted(alpha: float) -> float:
