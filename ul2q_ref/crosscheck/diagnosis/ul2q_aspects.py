@@ -71,6 +71,8 @@ tables are at least 8e-5 apart; float32 statistics stay well within it)."""
 SCALES = (1.0, 2.0, 4.0)
 EPS_SCALE = 2.0**-20
 TIE_THRESHOLDS = (-4, -2, -1, 0, 1, 2, 4)
+FLOAT64_ONLY = ("std-", "eps-", "lam-", "subnormal-f64")
+"""Probes sent in float64 only; copied to float32 for an implementation that refuses float64."""
 TIE_ALPHA, TIE_BETA = 2.0**30, 3.0 * 2.0**30
 """The encode-step tie probes' α and β: exact in float32, and so large that an additive
 ε ≤ 1e-7 is below half an ulp of α (it cannot move a threshold)."""
@@ -109,6 +111,8 @@ class Pipeline:
     output: np.ndarray | None
     alpha_source: str
     beta_returned: bool
+    alpha_error: float = 0.0
+    """Relative uncertainty of α: 0 when returned; from ŵ's rounding when read off levels."""
 
 
 @dataclass
@@ -130,6 +134,8 @@ class UL2QDiagnosis:
         self.obs: dict[str, Observation] = {}
         self.fit = Fit()
         self.findings: dict[str, Finding] = {}
+        self.alias: dict[str, str] = {}
+        """Probe names answered by a float32 copy (an implementation refusing float64)."""
 
     # ------------------------------------------------------------------ probe design
 
@@ -289,6 +295,7 @@ class UL2QDiagnosis:
     def run(self) -> dict[str, Finding]:
         """Send the probes (one to three rounds), fit every aspect; findings by aspect."""
         self.obs.update(self.rounds.ask(self.first_round(), "μL2Q aspects"))
+        self._float32_round()
         fits = (
             (self.fit_zero_point, ("zero_point",)),
             (self.fit_std_estimator, ("std_estimator",)),
@@ -315,15 +322,44 @@ class UL2QDiagnosis:
                                 f"{str(error)[:120]})")
         return {aspect: self.findings[aspect] for aspect in ASPECTS}
 
+    def observation(self, name: str) -> Observation | None:
+        """The answer to the probe `name` (or to its float32 copy, see :meth:`_float32_round`)."""
+        return self.obs.get(f"diag-{self.alias.get(name, name)}")
+
+    def _float32_round(self) -> None:
+        """If float64 is refused and float32 answered: float32 copies of the float64 probes.
+
+        The λ, ε and estimator probes are exact in float32 (dyadic scales of values that
+        are rounded to float32 first); the subnormal probe becomes positive float32 values
+        near 1e-40.
+        """
+        refused = self.obs.get("diag-std-n2")
+        answered = self.obs.get("diag-zero-point-float32")
+        if refused is None or not refused.refused or answered is None or answered.refused:
+            return
+        cases = []
+        for case in self.first_round():
+            name = case.id.removeprefix("diag-")
+            if not name.startswith(FLOAT64_ONLY) or case.dtype != "float64":
+                continue
+            weights = case.weights.astype(np.float32)
+            if name == "subnormal-f64":
+                weights = np.abs(symmetric_normal("subnormal", 4) * 1e-40).astype(np.float32)
+            cases.append(probe(f"{name}-as-float32", f"{case.comment} (float32)", "ul2q",
+                               case.bits, weights))
+            self.alias[name] = f"{name}-as-float32"
+        self.obs.update(self.rounds.ask(cases, "float32 copies of the float64 probes"))
+
     def pipeline(self, case_id: str, *, need_codes: bool = False) -> Pipeline | None:
         """The whole pipeline's answer to a probe, parts recovered; None if unusable."""
-        obs = self.obs.get(f"diag-{case_id}")
+        obs = self.observation(case_id)
         if obs is None or obs.pipeline is None:
             return None
         part = obs.pipeline
         case = obs.case
         if case.axis is not None:
             return None
+        error = 0.0
         if part.alpha is not None:
             alpha, source = part.alpha, "returned"
         elif part.output is not None:
@@ -331,6 +367,8 @@ class UL2QDiagnosis:
             if step is None:
                 return None
             alpha, source = np.array([step]), "levels"
+            largest = np.max(np.abs(part.output[np.isfinite(part.output)]))
+            error = 4.0 * float(np.spacing(largest.astype(case.dtype))) / step
         else:
             return None
         beta_returned = part.beta is not None
@@ -340,7 +378,7 @@ class UL2QDiagnosis:
             codes = codes_from_output(part.output, alpha[0], beta[0], self.fit.zero_point)
         if need_codes and codes is None:
             return None
-        return Pipeline(alpha, beta, codes, part.output, source, beta_returned)
+        return Pipeline(alpha, beta, codes, part.output, source, beta_returned, error)
 
     # ------------------------------------------------------------------ fits
 
@@ -350,7 +388,7 @@ class UL2QDiagnosis:
         if self.pipeline(name) is None and self.pipeline("zero-point-float32") is not None:
             name = "zero-point-float32"
         found = self.pipeline(name)
-        obs = self.obs.get(f"diag-{name}")
+        obs = self.observation(name)
         if found is None or found.output is None or obs is None:
             self.findings["zero_point"] = undetermined(
                 "zero_point", _why(obs, "no ŵ (or no α) from the whole pipeline"))
@@ -383,7 +421,7 @@ class UL2QDiagnosis:
 
     def _ratio(self, case_id: str) -> tuple[float | None, Pipeline | None]:
         found = self.pipeline(case_id)
-        obs = self.obs.get(f"diag-{case_id}")
+        obs = self.observation(case_id)
         if found is None or obs is None or _float(found.alpha[0]) is None:
             return None, None
         return float(found.alpha[0]) / _population_std(obs.case), found
@@ -392,7 +430,7 @@ class UL2QDiagnosis:
         """Population or unbiased σ from α/σ at n = 2 and n = 3 (k = 1, scale 1)."""
         r2, found2 = self._ratio("std-n2")
         r3, _ = self._ratio("std-n3")
-        obs = self.obs.get("diag-std-n2")
+        obs = self.observation("std-n2")
         if r2 is None or r3 is None or found2 is None or obs is None:
             self.findings["std_estimator"] = undetermined(
                 "std_estimator", _why(obs, "no α from the n = 2 and n = 3 probes"))
@@ -411,7 +449,7 @@ class UL2QDiagnosis:
         note = (f"(α/σ at n = 2)/(α/σ at n = 3) = {ratio:.6f}: 1 for the population σ, "
                 f"√(4/3) = 1.154701 for the unbiased one")
         if self.fit.estimator == "unbiased":
-            one = self.obs.get("diag-const-n1-float64")
+            one = self.observation("const-n1-float64")
             if one is not None and (one.refused or _has_nan(one)):
                 note += "; n = 1 gives NaN or an error (÷(n − 1) = 0)"
         self.findings["std_estimator"] = judged("std_estimator", label,
@@ -429,7 +467,7 @@ class UL2QDiagnosis:
         """ε = 2α(2⁻²⁰) − α(2⁻¹⁹) (any λ, any estimator); a divisor α + ε not stored."""
         small = self.pipeline("eps-s20")
         double = self.pipeline("eps-s19")
-        obs = self.obs.get("diag-eps-s20")
+        obs = self.observation("eps-s20")
         if small is None or double is None or obs is None:
             self.findings["epsilon"] = undetermined(
                 "epsilon", _why(obs, "no α at scales 2^-20 and 2^-19"))
@@ -462,7 +500,7 @@ class UL2QDiagnosis:
     def _divisor_epsilon(self) -> tuple[Observation, tuple[str, str], float] | None:
         """If codes divide by more than the stored α: the bound on that divisor minus α."""
         found = self.pipeline("eps-div", need_codes=True)
-        obs = self.obs.get("diag-eps-div")
+        obs = self.observation("eps-div")
         if found is None or found.codes is None or obs is None:
             return None
         alpha, beta = float(found.alpha[0]), float(found.beta[0])
@@ -491,11 +529,14 @@ class UL2QDiagnosis:
         first_obs: dict[int, Observation] = {}
         for bits in range(1, 17):
             found = [self.pipeline(f"lam-k{bits}-x{scale:g}") for scale in SCALES]
-            obs = self.obs.get(f"diag-lam-k{bits}-x1")
+            obs = self.observation(f"lam-k{bits}-x1")
             if any(f is None for f in found) or obs is None:
                 continue
             a1, a2, a4 = (float(f.alpha[0]) for f in found if f is not None)
             first_obs[bits] = obs
+            if max(f.alpha_error for f in found if f is not None) > LAMBDA_TOLERANCE / 3:
+                laws[bits] = ("imprecise", math.nan)
+                continue
             with np.errstate(all="ignore"):
                 d1, d2 = np.float64(a2) - a1, np.float64(a4) - a2
             if not (math.isfinite(d1) and math.isfinite(d2)) or d1 <= 0:
@@ -519,10 +560,13 @@ class UL2QDiagnosis:
                     first: dict[int, Observation]) -> Finding:
         widths = [k for k in range(1, 9) if k in laws]
         if not widths:
-            return undetermined("lambda", _why(self.obs.get("diag-lam-k1-x1"),
+            return undetermined("lambda", _why(self.observation("lam-k1-x1"),
                                                "no α for k ≤ 8"))
         if self.fit.estimator is None:
             return undetermined("lambda", "the σ estimator is not known, so α/σ is not λ")
+        if any(laws[k][0] == "imprecise" for k in widths):
+            return undetermined("lambda", "α read off the levels of a float32 ŵ is not precise "
+                                          "enough to tell the λ tables apart")
         fitted: dict[int, float] = {}
         for k in widths:
             sigma = self._sigma(first[k])
@@ -554,10 +598,13 @@ class UL2QDiagnosis:
                      first: dict[int, Observation]) -> Finding:
         widths = [k for k in range(9, 17) if k in laws]
         if not widths:
-            return undetermined("lambda_above_8", _why(self.obs.get("diag-lam-k9-x1"),
+            return undetermined("lambda_above_8", _why(self.observation("lam-k9-x1"),
                                                        "no α for k > 8"))
         if self.fit.estimator is None:
             return undetermined("lambda_above_8", "the σ estimator is not known")
+        if any(laws[k][0] == "imprecise" for k in widths):
+            return undetermined("lambda_above_8", "α read off the levels of a float32 ŵ is not "
+                                                  "precise enough")
         kinds = {laws[k][0] for k in widths}
         value: dict[str, Any] = {"law": "/".join(sorted(kinds))}
         label = "other"
@@ -606,7 +653,7 @@ class UL2QDiagnosis:
 
     def fit_precision(self) -> None:
         """float64 or float32 statistics of float32 input (mean 1000, spread 1e-3)."""
-        obs = self.obs.get("diag-precision-f32")
+        obs = self.observation("precision-f32")
         part = obs.pipeline if obs is not None else None
         if obs is None or part is None or part.beta is None:
             self.findings["statistics_precision"] = undetermined(
@@ -639,9 +686,9 @@ class UL2QDiagnosis:
         """supported (α per channel, in ratio ≈ 100), ignored (one α), refused (error)."""
         obs = None
         for dtype in ("float64", "float32"):
-            whole = self.obs.get(f"diag-per-tensor-{dtype}")
+            whole = self.observation(f"per-tensor-{dtype}")
             if whole is not None and not whole.refused:
-                obs = self.obs.get(f"diag-per-channel-{dtype}")
+                obs = self.observation(f"per-channel-{dtype}")
                 break
         if obs is None:
             self.findings["per_channel"] = undetermined(
@@ -684,7 +731,7 @@ class UL2QDiagnosis:
         if self.pipeline(name, need_codes=True) is None:
             name = "code-range-float32"
         found = self.pipeline(name, need_codes=True)
-        obs = self.obs.get(f"diag-{name}")
+        obs = self.observation(name)
         if found is None or found.codes is None or obs is None:
             self.findings["code_range"] = undetermined(
                 "code_range", _why(obs, "no codes (and no ŵ with α and z to read them from)"))
@@ -708,7 +755,7 @@ class UL2QDiagnosis:
         kinds: list[tuple[str, Observation, str]] = []
         shift = (self.fit.epsilon or 0.0) * (1.0 - (self.fit.zero_point or 0.5))
         for name in names:
-            obs = self.obs.get(f"diag-{name}")
+            obs = self.observation(name)
             if obs is None or obs.pipeline is None or obs.pipeline.output is None:
                 continue
             output = obs.pipeline.output
@@ -725,7 +772,7 @@ class UL2QDiagnosis:
                           f"ŵ = {float(output[0])!r}"))
         if not kinds:
             self.findings["degenerate"] = undetermined(
-                "degenerate", _why(self.obs.get("diag-const-n2-float64"),
+                "degenerate", _why(self.observation("const-n2-float64"),
                                    "no ŵ, or ŵ ≠ β with ε unknown"))
             return
         labels = {kind for kind, _, _ in kinds}
@@ -746,9 +793,14 @@ class UL2QDiagnosis:
         λσ + ε from the fitted model. Without α: flushed is ŵ = ε(1 − z) everywhere (the
         σ = 0 rule on zeros), and α comes from the levels of ŵ.
         """
-        obs = self.obs.get("diag-subnormal-f64")
+        obs = self.observation("subnormal-f64")
         if obs is None or obs.pipeline is None or obs.pipeline.output is None:
             self.findings["subnormals"] = undetermined("subnormals", _why(obs, "no ŵ"))
+            return
+        if "subnormal-f64" in self.alias and self.fit.precision != "float64":
+            self.findings["subnormals"] = undetermined(
+                "subnormals", "only float32 is answered and its statistics are not float64: "
+                              "float32 squares of subnormals underflow whatever the handling")
             return
         part = obs.pipeline
         output = part.output
@@ -793,7 +845,7 @@ class UL2QDiagnosis:
                     "subnormals", "from ŵ alone the statistics cannot be told from a decode "
                                   "that is not α(q − z) + β rounded once")
                 return
-        other = self.obs.get("diag-subnormal-f32")
+        other = self.observation("subnormal-f32")
         note = ""
         if other is not None and other.pipeline is not None and \
                 other.pipeline.output is not None and np.any(np.isnan(other.pipeline.output)):
@@ -812,7 +864,7 @@ class UL2QDiagnosis:
                 "decode_arithmetic", "the zero point is not known")
             return
         for name in ("float64", "float64-b", "float64-c", "float64-d", "float32"):
-            obs = self.obs.get(f"diag-decode-{name}")
+            obs = self.observation(f"decode-{name}")
             if obs is None:
                 continue
             dtype = obs.case.dtype
@@ -876,7 +928,7 @@ class UL2QDiagnosis:
     def fit_ties(self) -> None:
         """Which cell a value exactly on a threshold goes to: encode step, else pipeline."""
         for dtype in ("float64", "float32"):
-            obs = self.obs.get(f"diag-ties-encode-{dtype}")
+            obs = self.observation(f"ties-encode-{dtype}")
             if obs is None or obs.encode is None:
                 continue
             codes = obs.encode.codes
@@ -896,7 +948,7 @@ class UL2QDiagnosis:
 
     def _pipeline_ties(self) -> None:
         placed = self.pipeline("ties-pipeline-r1", need_codes=True)
-        obs = self.obs.get("diag-ties-pipeline-r1")
+        obs = self.observation("ties-pipeline-r1")
         if placed is None or obs is None or not placed.beta_returned or \
                 placed.alpha_source != "returned":
             self.findings["tie_rule"] = undetermined(
