@@ -143,3 +143,20 @@ def test_garbled_answers_give_findings_not_crashes(seed: int) -> None:
     for finding in diagnosis.findings:
         assert finding.verdict in VERDICTS
         assert "could not be fitted" not in finding.evidence.get("note", "")
+
+
+def test_caffe_without_an_encode_step_is_still_caffe() -> None:
+    """Only the whole pipeline: the tie rule comes from values placed on Caffe's own
+    thresholds (two more rounds), the decode from its returned α, β; the same labels."""
+    caffe = profile_solve("caffe")
+
+    def pipeline_only(request: dict) -> dict:
+        result = caffe(request)
+        result.pop("encode", None)
+        return result
+
+    diagnosis = diagnose(pipeline_only)
+    assert diagnosis.finding("tie_rule").evidence["probe"].startswith("diag-ties-pipeline")
+    assert diagnosis.rounds > 1
+    assert diagnosis.labels() == diagnose(caffe).labels()
+    assert diagnosis.closest["name"] == "caffe"
