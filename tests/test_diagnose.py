@@ -160,3 +160,11 @@ def test_caffe_without_an_encode_step_is_still_caffe() -> None:
     assert diagnosis.rounds > 1
     assert diagnosis.labels() == diagnose(caffe).labels()
     assert diagnosis.closest["name"] == "caffe"
+
+
+def test_the_pytorch_bridge_comes_out_clean() -> None:
+    """The PyTorch bridge (ul2q_ref.torch, μL2Q exact profile) is a second implementation
+    of the definition: no aspect deviates."""
+    torch_bridge = pytest.importorskip("ul2q_ref.torch", reason="the bridge needs PyTorch")
+    diagnosis = diagnose(torch_bridge.solve_crosscheck_request)
+    assert diagnosis.labels() == DEFINITION_LABELS
