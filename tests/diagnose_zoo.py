@@ -25,18 +25,22 @@ EPSILON = 1e-7
 DEVIATIONS: dict[str, tuple[str, ...]] = {
     "lambda": ("table-1", "caffe-table", "other"),
     "lambda_above_8": ("paper-range-rule", "caffe-6.2-sigma", "range-c", "other"),
-    "std_estimator": ("unbiased",),
-    "epsilon": ("added-to-alpha", "divisor-only"),
-    "zero_point": ("0", "1"),
-    "tie_rule": ("lower-cell", "half-even", "half-away"),
-    "statistics_precision": ("float32",),
+    "std_estimator": ("unbiased", "other"),
+    "epsilon": ("added-to-alpha", "divisor-only", "other"),
+    "zero_point": ("0", "1", "other"),
+    "tie_rule": ("lower-cell", "half-even", "half-away", "other"),
+    "statistics_precision": ("float32", "other"),
     "per_channel": ("ignored", "refused"),
     "code_range": ("unclipped",),
     "degenerate": ("nan", "other"),
     "subnormals": ("flushed", "nan", "other"),
-    "decode_arithmetic": ("reciprocal", "straight-through-residue"),
+    "decode_arithmetic": ("reciprocal", "straight-through-residue", "other"),
 }
-"""Every deviation the zoo can inject, by aspect (the definition's labels are left out)."""
+"""Every deviation the zoo can inject, by aspect (the definition's labels are left out).
+
+The ``other`` ones: σ·√(n/(n + 1)); ε both stored in α and added again when dividing;
+z = ¼; ties toward zero (round half toward zero of t + ½: down for t ≥ 0, up below);
+a one-pass float64 variance E[w²] − μ² for float32 input; ŵ in float32 arithmetic."""
 
 
 DEFINITION_LABELS = {
@@ -56,6 +60,12 @@ MASKED = {
         "the divisor α + ε > 0 on a constant tensor: nothing is divided by 0",
     frozenset({("epsilon", "added-to-alpha"), ("subnormals", "other")}):
         "α = λσ + ε with σ ~ 1e-310 is ε whether σ underflows to 0 or not",
+    frozenset({("epsilon", "other"), ("degenerate", "nan")}):
+        "α = ε > 0 on a constant tensor: the σ = 0 branch never runs",
+    frozenset({("epsilon", "other"), ("degenerate", "other")}):
+        "α = ε > 0 on a constant tensor: the σ = 0 branch never runs",
+    frozenset({("epsilon", "other"), ("subnormals", "other")}):
+        "α = λσ + ε with σ ~ 1e-310 is ε whether σ underflows to 0 or not",
 }
 """Pairs whose second deviation the first one makes unobservable (no input shows it)."""
 
@@ -71,9 +81,22 @@ def all_pairs() -> list[dict[str, str]]:
     return pairs
 
 
-def expected_labels(deviations: dict[str, str]) -> dict[str, str]:
-    """The label of every aspect for a mutant built with `deviations`."""
-    return {**DEFINITION_LABELS, **deviations}
+def expected_labels(deviations: dict[str, str]) -> dict[str, str | None]:
+    """The label of every aspect for a mutant built with `deviations` (None: not determinable).
+
+    An unknown σ estimator (``std_estimator=other``) leaves α/σ without a meaning: λ (both
+    aspects) cannot be fitted, and neither the float64 precision nor exact subnormals can be
+    confirmed, since both compare α with the fitted λσ + ε (float32 precision, flushed and
+    NaN subnormals do not need it).
+    """
+    labels: dict[str, str | None] = {**DEFINITION_LABELS, **deviations}
+    if deviations.get("std_estimator") == "other":
+        labels["lambda"] = labels["lambda_above_8"] = None
+        if labels["statistics_precision"] != "float32":
+            labels["statistics_precision"] = None
+        if labels["subnormals"] not in ("flushed", "nan"):
+            labels["subnormals"] = None
+    return labels
 
 
 class Refused(ValueError):
@@ -120,6 +143,10 @@ def _row_statistics(row: np.ndarray, bits: int, deviations: dict[str, str]
         deviation = row - mean32
         sigma = float(np.sqrt(np.mean(deviation * deviation, dtype=np.float32)))
         mean = float(mean32)
+    elif row.dtype == np.float32 and deviations.get("statistics_precision") == "other":
+        wide = row.astype(np.float64)
+        mean = float(wide.mean())
+        sigma = math.sqrt(max(float(np.mean(wide * wide)) - mean * mean, 0.0))
     else:
         wide = row.astype(np.float64)
         mean_array, std_array = moments(wide, None)
@@ -132,9 +159,11 @@ def _row_statistics(row: np.ndarray, bits: int, deviations: dict[str, str]
     if deviations.get("std_estimator") == "unbiased":
         n = row.size
         sigma = sigma * math.sqrt(n / (n - 1)) if n > 1 else math.nan
+    elif deviations.get("std_estimator") == "other":
+        sigma = sigma * math.sqrt(row.size / (row.size + 1))
     lam = _lambda(bits, deviations, row.astype(np.float64), sigma)
     alpha = lam * sigma
-    if deviations.get("epsilon") == "added-to-alpha":
+    if deviations.get("epsilon") in ("added-to-alpha", "other"):
         alpha += EPSILON
     if row.dtype == np.float32 and deviations.get("statistics_precision") == "float32":
         alpha = float(np.float32(alpha))
@@ -144,10 +173,16 @@ def _row_statistics(row: np.ndarray, bits: int, deviations: dict[str, str]
 def _codes(values: np.ndarray, alpha: float, beta: float, bits: int,
            deviations: dict[str, str]) -> np.ndarray:
     """The codes of one channel (float64 values), NaN where undefined."""
-    lowest, highest = code_range(bits)
-    divisor = alpha + EPSILON if deviations.get("epsilon") == "divisor-only" else alpha
     with np.errstate(all="ignore"):
-        t = (values - beta) / divisor
+        return _codes_unchecked(values, alpha, beta, bits, deviations)
+
+
+def _codes_unchecked(values: np.ndarray, alpha: float, beta: float, bits: int,
+                     deviations: dict[str, str]) -> np.ndarray:
+    lowest, highest = code_range(bits)
+    divisor = alpha + EPSILON if deviations.get("epsilon") in ("divisor-only", "other") \
+        else alpha
+    t = (values - beta) / divisor
     rule = deviations.get("tie_rule", "upper-cell")
     if rule == "lower-cell":
         codes = np.where(t == np.floor(t), t, np.floor(t) + 1)
@@ -156,6 +191,9 @@ def _codes(values: np.ndarray, alpha: float, beta: float, bits: int,
     elif rule == "half-away":
         y = t + 0.5
         codes = np.copysign(np.floor(np.abs(y) + 0.5), y)
+    elif rule == "other":  # ties toward zero
+        y = t + 0.5
+        codes = np.where(y - np.floor(y) == 0.5, np.trunc(y), np.floor(y + 0.5))
     else:
         codes = np.floor(t) + 1
     if deviations.get("code_range") != "unclipped":
@@ -169,10 +207,14 @@ def _codes(values: np.ndarray, alpha: float, beta: float, bits: int,
 
 def _decode(codes: np.ndarray, values: np.ndarray, alpha: float, beta: float,
             dtype: np.dtype, deviations: dict[str, str]) -> np.ndarray:
-    z = float(deviations.get("zero_point", "0.5"))
+    label = deviations.get("zero_point", "0.5")
+    z = 0.25 if label == "other" else float(label)
     rule = deviations.get("decode_arithmetic", "once-rounded")
     with np.errstate(all="ignore"):
-        if rule == "reciprocal":
+        if rule == "other":  # float32 arithmetic
+            decoded = (np.float32(alpha) * (codes - z).astype(np.float32)
+                       + np.float32(beta)).astype(dtype)
+        elif rule == "reciprocal":
             decoded = ((codes - z) / np.divide(1.0, np.float64(alpha)) + beta).astype(dtype)
         else:
             decoded = (alpha * (codes - z) + beta).astype(dtype)

@@ -25,27 +25,28 @@ def undeterminable(mode: str, deviations: dict[str, str]) -> set[str]:
     unknown: set[str] = set()
     if mode.startswith("output"):
         unknown.add("statistics_precision")  # β is not returned
-        if deviations.get("decode_arithmetic") == "reciprocal":
-            # ŵ of a subnormal α through 1/α = inf is β everywhere: from ŵ alone that is
-            # a σ of 0 or the decode; the tests of the decode cannot resolve it
+        if "decode_arithmetic" in deviations and deviations.get("subnormals") != "nan":
+            # subnormals are then read off ŵ alone, through a decode that is not α(q − z) + β
+            # rounded once (1/α = inf, float32 arithmetic, w + (ŵ − w) all lose them); a NaN
+            # ŵ is NaN whatever the decode
             unknown.add("subnormals")
     if mode == "output-and-pipeline-only":
-        # no encode step and no α, β, codes: nothing can be placed on a threshold, and no
-        # ŵ can be compared with its codes
+        # no encode step and no α, β, codes: nothing can be placed on a threshold, no ŵ can
+        # be compared with its codes, so the decode is unknown and subnormals with it
         unknown |= {"tie_rule", "decode_arithmetic"}
-        if deviations.get("subnormals") == "other":
-            unknown.add("subnormals")  # ŵ = β everywhere, and the decode is not known
+        if deviations.get("subnormals") != "nan":
+            unknown.add("subnormals")
     if mode == "float64-only":
         unknown.add("statistics_precision")  # probed with float32 input
     if mode == "float32-only":
         # λ, ε, the estimator and subnormals are probed again with float32 copies (a second
-        # round); but float32 statistics square float32 subnormals to 0 whatever the
-        # subnormal handling, so that aspect is then not determinable
-        if deviations.get("statistics_precision") == "float32":
+        # round); subnormals only count when the statistics are known to be float64 (float32
+        # squares of subnormals underflow whatever the subnormal handling)
+        if "statistics_precision" in deviations:
             unknown.add("subnormals")
-        if deviations.get("decode_arithmetic") != "straight-through-residue":
+        if deviations.get("decode_arithmetic", "once-rounded") in ("once-rounded", "reciprocal"):
             # float32 ŵ cannot tell α(q − z) + β from (q − z)/(1/α) + β computed in
-            # float64 (they differ by less than half a float32 ulp); w + (ŵ − w) it can
+            # float64 (they differ by less than half a float32 ulp); other formulas it can
             unknown.add("decode_arithmetic")
     return unknown
 
@@ -76,4 +77,4 @@ def test_each_mode_gets_the_aspects_it_can(mode: str, deviations: dict[str, str]
             for aspect, label in expected_labels(exhibited(mode, deviations)).items()}
     assert diagnosis.labels() == want
     for finding in diagnosis.findings:
-        assert (finding.verdict == UNKNOWN) == (finding.aspect in unknown)
+        assert (finding.verdict == UNKNOWN) == (want[finding.aspect] is None)

@@ -411,6 +411,8 @@ class UL2QDiagnosis:
         label = _nearest_label(z, {"0.5": 0.5, "0": 0.0, "1": 1.0}, 1e-3)
         if label is not None:
             self.fit.zero_point = {"0.5": 0.5, "0": 0.0, "1": 1.0}[label]
+        elif np.ptp(z_values) < 1e-6:
+            self.fit.zero_point = round(z, 6)  # another z, but the same for every value
         first = int(np.flatnonzero(usable)[0])
         expected = (f"ŵ = {float(alpha * (ours[first] - 0.5) + beta)!r} at "
                     f"w = {float(weights[first])!r}")
@@ -479,13 +481,21 @@ class UL2QDiagnosis:
             return
         expected = f"α = {float(obs.case.encode_alpha[0])!r} (2α(2^-20) − α(2^-19) = 0)"
         got = f"α = {a1!r} ({_source(small.alpha_source)}); 2α(2^-20) − α(2^-19) = {stored:.4g}"
+        divisor = self._divisor_epsilon()
         if abs(stored) > 1e-5 * abs(a1):
             self.fit.epsilon = stored
+            if divisor is not None:  # stored in α, and the codes divide by more still
+                div_obs, shown, value = divisor
+                self.findings["epsilon"] = judged(
+                    "epsilon", "other", "none",
+                    {"stored": float(f"{stored:.6g}"), "divisor": float(f"{value:.6g}")},
+                    evidence(div_obs, shown[0], shown[1], f"α holds ε = {stored:.4g}, and the "
+                             "codes divide by more than that α"))
+                return
             self.findings["epsilon"] = judged("epsilon", "added-to-alpha", "none",
                                               float(f"{stored:.6g}"), evidence(obs, expected, got))
             return
         self.fit.epsilon = 0.0
-        divisor = self._divisor_epsilon()
         if divisor is None:
             self.findings["epsilon"] = judged("epsilon", "none", "none", 0.0,
                                               evidence(obs, expected, got))
@@ -668,14 +678,16 @@ class UL2QDiagnosis:
         got = f"β = {beta!r}"
         label = "other"
         if beta_ok:
-            label = "float64"
             predicted = self._predicted_alpha(obs.case)
-            if part.alpha is not None and predicted is not None:
-                alpha = float(part.alpha[0])
-                got += f", α = {alpha!r}"
-                expected += f", α ≈ {predicted!r} (the fitted λ, σ and ε)"
-                if not _close(alpha, predicted, 1e-6):
-                    label = "other"
+            if part.alpha is None or predicted is None:
+                self.findings["statistics_precision"] = undetermined(
+                    "statistics_precision", "β is the float64 mean, but α is not returned or "
+                    "cannot be predicted (λ, the σ estimator or ε unknown)")
+                return
+            alpha = float(part.alpha[0])
+            got += f", α = {alpha!r}"
+            expected += f", α ≈ {predicted!r} (the fitted λ, σ and ε)"
+            label = "float64" if _close(alpha, predicted, 1e-6) else "other"
         elif math.isfinite(beta) and float(np.float32(beta)) == beta:
             label = "float32"
         self.fit.precision = label
@@ -827,6 +839,12 @@ class UL2QDiagnosis:
                 label = "other"
         elif np.all(np.isnan(output)) or alpha is not None:
             label, got = "nan", "NaN"
+        elif (decoded := self.findings.get("decode_arithmetic")) is None or \
+                decoded.label != "once-rounded":
+            self.findings["subnormals"] = undetermined(
+                "subnormals", "from ŵ alone the statistics cannot be told from a decode that "
+                              "is not known to be α(q − z) + β rounded once")
+            return
         elif np.all(np.abs(output - shift) <= abs(shift) * 0.5):
             label, got = "flushed", f"ŵ = {float(output[0])!r} everywhere"
         else:
@@ -839,12 +857,6 @@ class UL2QDiagnosis:
             multiple = step / predicted if step is not None else math.nan
             label = "exact" if math.isfinite(multiple) and multiple > 0.5 and \
                 abs(multiple - round(multiple)) < 1e-6 * multiple else "other"
-            decode = self.findings.get("decode_arithmetic")
-            if label == "other" and (decode is None or decode.label != "once-rounded"):
-                self.findings["subnormals"] = undetermined(
-                    "subnormals", "from ŵ alone the statistics cannot be told from a decode "
-                                  "that is not α(q − z) + β rounded once")
-                return
         other = self.observation("subnormal-f32")
         note = ""
         if other is not None and other.pipeline is not None and \
