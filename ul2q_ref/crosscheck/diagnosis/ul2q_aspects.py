@@ -139,8 +139,16 @@ class UL2QDiagnosis:
 
     # ------------------------------------------------------------------ probe design
 
+    _first_round: tuple[Case, ...] | None = None
+    """The first round's probes, built once per process (they are fixed and never changed)."""
+
     def first_round(self) -> list[Case]:
         """Every probe that does not depend on an earlier answer."""
+        if UL2QDiagnosis._first_round is None:
+            UL2QDiagnosis._first_round = tuple(self._design_first_round())
+        return list(UL2QDiagnosis._first_round)
+
+    def _design_first_round(self) -> list[Case]:
         cases = [
             probe("std-n2", "n = 2: the population σ is 1, the unbiased one √2", "ul2q", 1,
                   np.array([-1.0, 1.0])),
