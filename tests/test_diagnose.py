@@ -52,9 +52,15 @@ def test_this_package_comes_out_clean() -> None:
 
 
 def test_a_plain_solve_function_is_accepted() -> None:
-    """diagnose(solve) wraps a solve(request) function itself."""
+    """diagnose(solve) wraps a solve(request) function itself; providers are used as given."""
     assert diagnose(reference_solve).labels() == DEFINITION_LABELS
     assert diagnose(function_provider(reference_solve)).labels() == DEFINITION_LABELS
+    assert diagnose(lambda r: reference_solve(r)).labels() == DEFINITION_LABELS
+
+    def provider(batch: list) -> dict:  # a provider by its annotation
+        return function_provider(reference_solve)(batch)
+
+    assert diagnose(provider).labels() == DEFINITION_LABELS
 
 
 @pytest.mark.parametrize("deviations", SINGLES, ids=_name)

@@ -32,9 +32,9 @@ def as_provider(implementation: Provider | Callable[[dict[str, Any]], dict[str, 
                 ) -> Provider:
     """A provider for `implementation`: a provider as it is, a ``solve(request)`` wrapped.
 
-    Providers take the list of cases; their one parameter is named ``cases`` (as every
-    provider of :mod:`ul2q_ref.crosscheck.check` is). Any other callable of one argument is
-    a ``solve(request) -> result`` function and is wrapped with
+    Providers take the list of cases: their first parameter is named ``cases`` (as every
+    provider of :mod:`ul2q_ref.crosscheck.check` is) or annotated as a list. Any other
+    callable is a ``solve(request) -> result`` function and is wrapped with
     :func:`~ul2q_ref.crosscheck.check.function_provider`.
     """
     from ..check import function_provider
@@ -43,10 +43,12 @@ def as_provider(implementation: Provider | Callable[[dict[str, Any]], dict[str, 
         raise TypeError(f"expected a provider or a solve(request) function, got "
                         f"{type(implementation).__name__}")
     try:
-        parameters = list(inspect.signature(implementation).parameters)
+        parameters = list(inspect.signature(implementation).parameters.values())
     except (TypeError, ValueError):
-        parameters = ["cases"]  # a builtin or extension callable: taken as a provider
-    if parameters[:1] == ["cases"]:
+        return cast(Provider, implementation)  # a builtin or extension callable
+    first = parameters[0] if parameters else None
+    if first is not None and (first.name == "cases" or
+                              str(first.annotation).startswith(("list", "List", "Sequence"))):
         return cast(Provider, implementation)
     return function_provider(cast(Callable[[dict[str, Any]], dict[str, Any]], implementation))
 
