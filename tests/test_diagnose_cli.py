@@ -63,6 +63,9 @@ def test_the_worked_example_is_diagnosed_through_a_batch_command(tmp_path) -> No
                          "subnormals": "other"}
     assert document["closest"]["name"] == "pytorch-naive"
     assert len(_verdict_lines(result.stdout)) == ASPECT_LINES
+    docs = (ROOT / "docs" / "crosscheck.md").read_text(encoding="utf-8")
+    pasted = docs.split("prints (exit status 1; progress on standard error)\n\n```text\n")[1]
+    assert result.stdout == pasted.split("```")[0]  # the worked example's output is true
 
 
 @pytest.mark.parametrize("scheme", ["binary", "ternary", "fixed_point", "clip"])
