@@ -148,6 +148,7 @@ setup(
         "ul2q_ref": [
             "_fast.pyx", "py.typed", "data/*.npz", "data/README.md",
             "crosscheck/vectors.schema.json", "crosscheck/results.schema.json",
+            "crosscheck/diagnosis.schema.json",
         ]
     },
     install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60"],

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "print the test accuracy of a checkpoint or an integer model",
     "vectors": "write the conformance vectors for checking other implementations",
     "check": "check an implementation's results against the conformance vectors",
+    "diagnose": "diagnose an implementation: which aspects deviate from the definition, and how",
     "reproduce": "re-derive the paper's evaluation as a report (tables, figures, JSON)",
 }
 """Sub-command modules of this package by name, with the summary the listing shows (the

@@ -13,6 +13,9 @@ many small, named cases, each saying what it tests.
 * :mod:`~ul2q_ref.crosscheck.reference_impl` answers the checker's protocol with this
   package (``python -m ul2q_ref.crosscheck.reference_impl``).
 * :mod:`~ul2q_ref.crosscheck.encoding`: hex bit patterns and ulp distances.
+* :mod:`~ul2q_ref.crosscheck.diagnosis` names every way an implementation departs from the
+  definition (``ul2q-ref diagnose``); its :func:`diagnose` is importable from here (loaded
+  on first use; the package is not called ``diagnose`` so that the name stays the function).
 
 docs/crosscheck.md documents the format, the protocol and the defects the profiles reproduce.
 """
@@ -20,6 +23,7 @@ docs/crosscheck.md documents the format, the protocol and the defects the profil
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
 """The JSON Schema (draft 2020-12) of ``vectors.json``."""
@@ -27,4 +31,14 @@ SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
 RESULTS_SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 """The JSON Schema (draft 2020-12) of a results file (``ul2q-ref check --results``)."""
 
-__all__ = ["RESULTS_SCHEMA_PATH", "SCHEMA_PATH"]
+
+def __getattr__(name: str) -> Any:
+    """``diagnose`` (and its ``Diagnosis``), imported on first use: no cost before."""
+    if name in ("diagnose", "Diagnosis"):
+        from . import diagnosis as package
+
+        return getattr(package, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["RESULTS_SCHEMA_PATH", "SCHEMA_PATH", "Diagnosis", "diagnose"]
