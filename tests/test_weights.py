@@ -248,18 +248,30 @@ def test_missing_package_names_what_to_install(tmp_path, monkeypatch):
 
     real = importlib.import_module
 
-    def no_safetensors(name, *args):
-        if name.startswith("safetensors"):
+    def no_onnx(name, *args):
+        if name.startswith("onnx"):
             raise ImportError(name)
         return real(name, *args)
 
-    path = tmp_path / "m.safetensors"
-    header = b"{}"
-    path.write_bytes(len(header).to_bytes(8, "little") + header)
-    monkeypatch.setattr(importlib, "import_module", no_safetensors)
-    hint = r"needs the 'safetensors' package .*ul2q-ref\[models\]"
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"")
+    monkeypatch.setattr(importlib, "import_module", no_onnx)
+    hint = r"needs the 'onnx' package .*ul2q-ref\[models\]"
     with pytest.raises(ModelFileError, match=hint):
         read_model(path)
+
+
+def test_safetensors_need_no_package(tmp_path, monkeypatch):
+    """safetensors files are read by the project's own bounded header reader."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import safetensors fails
+    path = tmp_path / "m.safetensors"
+    header = b'{"w.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}'
+    path.write_bytes(len(header).to_bytes(8, "little") + header
+                     + np.array([1.5, -2.0], "<f4").tobytes())
+    (tensor,) = read_model(path).tensors
+    np.testing.assert_array_equal(tensor.load(), [[1.5, -2.0]])
 
 
 def test_unknown_suffix_and_missing_file(tmp_path):

@@ -24,13 +24,14 @@ cell boundary is equally far from both centres, so the loss does not depend on t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from scipy import optimize, special
 
-from .. import expected_loss, fake_quantize, moments, optimal_lambda
+from .. import expected_loss, moments, optimal_lambda, quantize
 
 DEFAULT_BITS = tuple(range(1, 9))
 """The bit widths ``inspect`` reports."""
@@ -42,26 +43,66 @@ GRID_POINTS = 161
 """Log-spaced grid points of the best-step search before Brent refines the best one."""
 
 
+BLOCK = 32
+"""Values per block of the block prefix sums of :class:`SortedValues`."""
+
+CHUNK = 1 << 20
+"""Values per chunk of the streaming passes (skewness, kurtosis, KS distance, errors)."""
+
+
 class SortedValues:
-    r"""Normalised values φ, sorted, with prefix sums for exact O(2^k log n) loss evaluation.
+    r"""Normalised values φ, sorted, with block prefix sums for exact O(2^k) loss evaluation.
 
     Parameters
     ----------
     phi : numpy.ndarray
         The normalised values φ = (w − μ)/σ (any shape; float64).
+    assume_sorted : bool
+        `phi` is already a sorted float64 vector: it is used as it is, without a copy.
+
+    Notes
+    -----
+    A prefix sum S(e) = Σ_{i<e} φ_i is the sum of the whole blocks before e (kept, one per
+    :data:`BLOCK` values) plus at most BLOCK − 1 values of e's own block (summed when
+    needed), so the extra memory is 2/BLOCK of φ's instead of twice φ's.
     """
 
-    def __init__(self, phi: np.ndarray) -> None:
-        self.values = np.sort(np.asarray(phi, dtype=np.float64).ravel())
+    def __init__(self, phi: np.ndarray, *, assume_sorted: bool = False) -> None:
+        if assume_sorted:
+            self.values = phi
+        else:
+            self.values = np.sort(np.asarray(phi, dtype=np.float64).ravel())
         self.n = self.values.size
-        self.sum1 = np.concatenate(([0.0], np.cumsum(self.values)))
-        self.sum2 = np.concatenate(([0.0], np.cumsum(self.values * self.values)))
+        blocks = -(-self.n // BLOCK)
+        block_sum1 = np.empty(blocks, dtype=np.float64)
+        block_sum2 = np.empty(blocks, dtype=np.float64)
+        step = CHUNK // BLOCK * BLOCK
+        for start in range(0, self.n, step):
+            part = self.values[start:start + step]
+            padded = np.zeros(-(-part.size // BLOCK) * BLOCK, dtype=np.float64)
+            padded[:part.size] = part
+            rows = padded.reshape(-1, BLOCK)
+            first = start // BLOCK
+            block_sum1[first:first + rows.shape[0]] = rows.sum(axis=1)
+            block_sum2[first:first + rows.shape[0]] = np.einsum("ij,ij->i", rows, rows)
+        self.prefix1 = np.concatenate(([0.0], np.cumsum(block_sum1)))
+        self.prefix2 = np.concatenate(([0.0], np.cumsum(block_sum2)))
+
+    def prefix_sums(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Σ_{i<e} φ_i and Σ_{i<e} φ_i² for every e in `edges` (integers 0..n)."""
+        block = edges // BLOCK
+        offsets = block[:, None] * BLOCK + np.arange(BLOCK)
+        inside = offsets < edges[:, None]
+        values = np.where(inside, self.values[np.minimum(offsets, max(self.n - 1, 0))], 0.0)
+        return (self.prefix1[block] + values.sum(axis=1),
+                self.prefix2[block] + np.einsum("ij,ij->i", values, values))
 
     def loss(self, lam: float, bits: int) -> float:
         r"""mean((φ − Q_λ(φ))²) for the k-bit μL2Q quantiser with step λ.
 
         With M = 2^(k−1), the cells are split at λj for j = 1 − M, …, M − 1 and cell
-        q ∈ {1 − M, …, M} has centre c_q = λ(q − ½).
+        q ∈ {1 − M, …, M} has centre c_q = λ(q − ½); a cell holding the sorted values
+        [a, b) contributes Σφ² − 2c_qΣφ + c_q²(b − a).
         """
         half = 2 ** (bits - 1)
         thresholds = lam * np.arange(1 - half, half, dtype=np.float64)
@@ -69,8 +110,9 @@ class SortedValues:
                                 [self.n]))
         centres = lam * (np.arange(1 - half, half + 1, dtype=np.float64) - 0.5)
         count = np.diff(edges).astype(np.float64)
-        first = self.sum1[edges[1:]] - self.sum1[edges[:-1]]
-        second = self.sum2[edges[1:]] - self.sum2[edges[:-1]]
+        sum1, sum2 = self.prefix_sums(edges)
+        first = np.diff(sum1)
+        second = np.diff(sum2)
         total = second - 2.0 * centres * first + centres * centres * count
         return max(float(np.sum(total)), 0.0) / self.n
 
@@ -95,16 +137,65 @@ class SortedValues:
         return float(grid[best]), float(losses[best])
 
     def ks_distance(self) -> float:
-        """D = sup |F_n(φ) − Φ(φ)|, the Kolmogorov–Smirnov distance to N(0, 1)."""
-        cdf = special.ndtr(self.values)
-        steps = np.arange(1, self.n + 1, dtype=np.float64) / self.n
-        return float(max(np.max(steps - cdf), np.max(cdf - (steps - 1.0 / self.n))))
+        """D = sup |F_n(φ) − Φ(φ)|, the Kolmogorov–Smirnov distance to N(0, 1) (in chunks)."""
+        largest = 0.0
+        for start in range(0, self.n, CHUNK):
+            cdf = special.ndtr(self.values[start:start + CHUNK])
+            steps = np.arange(start + 1, start + cdf.size + 1, dtype=np.float64) / self.n
+            largest = max(largest, float(np.max(steps - cdf)),
+                          float(np.max(cdf - (steps - 1.0 / self.n))))
+        return largest
+
+
+def quantization_error(weights: np.ndarray, quantized: Any) -> float:
+    """mean((w − ŵ)²), ŵ = α(q − z) + β decoded in float64, in chunks of rows.
+
+    The same value as ``mean((w - quantized.dequantize(np.float64)) ** 2)`` without
+    materialising ŵ (memory: one chunk of :data:`CHUNK` values).
+    """
+    values = np.asarray(weights)
+    if values.size == 0:
+        return 0.0
+    codes = quantized.codes
+    if values.ndim == 0:
+        values, codes = values.reshape(1), codes.reshape(1)
+    alpha = np.asarray(quantized.alpha, dtype=np.float64)
+    beta = np.asarray(quantized.beta, dtype=np.float64)
+    axis = quantized.axis
+    if axis is not None and axis > 0:
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        alpha, beta = alpha.reshape(shape), beta.reshape(shape)
+    rows = max(1, CHUNK // max(1, values.size // values.shape[0]))
+    total = 0.0
+    for start in range(0, values.shape[0], rows):
+        part = slice(start, start + rows)
+        scale, offset = alpha, beta
+        if axis == 0:
+            shape = (-1,) + (1,) * (values.ndim - 1)
+            scale, offset = alpha[part].reshape(shape), beta[part].reshape(shape)
+        error = values[part].astype(np.float64)
+        error -= scale * (codes[part].astype(np.float64) - quantized.zero_point) + offset
+        flat = error.reshape(-1)
+        total += float(np.dot(flat, flat))
+    return total / values.size
 
 
 def squared_error(weights: np.ndarray, bits: int, axis: int | None) -> float:
     """mean((w − ŵ)²) of k-bit μL2Q, ŵ = ``fake_quantize(w, k, axis=axis)`` in float64."""
-    error = (weights - fake_quantize(weights, bits, axis=axis)).ravel()
-    return float(np.dot(error, error)) / error.size
+    return quantization_error(weights, quantize(np.asarray(weights, dtype=np.float64), bits,
+                                                axis=axis))
+
+
+def _standardised_moments(phi: np.ndarray) -> tuple[float, float]:
+    """E[φ³] and E[φ⁴] − 3, summed in chunks."""
+    third = fourth = 0.0
+    for start in range(0, phi.size, CHUNK):
+        part = phi[start:start + CHUNK]
+        square = part * part
+        third += float(np.dot(square, part))
+        fourth += float(np.dot(square, square))
+    return third / phi.size, fourth / phi.size - 3.0
 
 
 def tensor_report(
@@ -113,6 +204,7 @@ def tensor_report(
     *,
     channel_axis: int | None = 0,
     best_step: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Normality statistics and μL2Q losses of one tensor (the module docstring's list).
 
@@ -126,6 +218,9 @@ def tensor_report(
         The output-channel axis of the per-channel losses; None skips them.
     best_step : bool
         Search each k's own best step (the costliest part).
+    jobs : int
+        Threads that evaluate the bit widths k side by side (the kernels, sorting and NumPy
+        release the GIL).
 
     Returns
     -------
@@ -133,8 +228,15 @@ def tensor_report(
         ``n``, ``mean``, ``std``, ``skewness``, ``excess_kurtosis``, ``ks_distance`` and
         ``loss``, a list with one entry per k (see docs/models.md for every field). A tensor
         with σ = 0 (all values equal) has null statistics and zero losses.
+
+    Notes
+    -----
+    Memory: one float64 copy of the tensor (made into φ and sorted in place), one set of
+    codes per thread and chunks of :data:`CHUNK` values. The per-tensor loss at λ_k* is
+    evaluated from the sorted φ (:meth:`SortedValues.loss`; equal to mean((w − ŵ)²)/σ² up
+    to rounding), the per-channel one from the codes (:func:`quantization_error`).
     """
-    weights = np.asarray(array, dtype=np.float64)
+    weights = np.array(array, dtype=np.float64)  # a copy: becomes φ, sorted, below
     mean, std = (float(v) for v in moments(weights))
     if channel_axis is not None and (channel_axis >= weights.ndim
                                      or weights.shape[channel_axis] < 2):
@@ -144,43 +246,54 @@ def tensor_report(
         report.update(skewness=None, excess_kurtosis=None, ks_distance=None)
         report["loss"] = [_constant_entry(k) for k in bits]
         return report
+    per_channel: dict[int, float] = {}
     channel_variance = None
     if channel_axis is not None:
         channel_std = np.asarray(moments(weights, axis=channel_axis)[1])
         channel_variance = float(np.mean(channel_std * channel_std))
-    phi = (weights - mean) / std
-    report["skewness"] = float(np.mean(phi ** 3))
-    report["excess_kurtosis"] = float(np.mean(phi ** 4) - 3.0)
-    ordered = SortedValues(phi)
+        axis = channel_axis
+        per_channel = dict(zip(bits, _map(jobs, lambda k: squared_error(weights, k, axis),
+                                          bits), strict=True))
+    phi = weights.reshape(-1)
+    phi -= mean
+    phi /= std
+    report["skewness"], report["excess_kurtosis"] = _standardised_moments(phi)
+    phi.sort()
+    ordered = SortedValues(phi, assume_sorted=True)
     report["ks_distance"] = ordered.ks_distance()
-    entries = []
-    for k in bits:
-        star = optimal_lambda(k)
-        mse = squared_error(weights, k, None)
-        entry: dict[str, Any] = {
-            "bits": int(k),
-            "lambda": star,
-            "predicted": expected_loss(star, k),
-            "actual": mse / (std * std),
-            "mse": mse,
-        }
-        entry["ratio"] = entry["actual"] / entry["predicted"]
-        if channel_axis is not None and channel_variance is not None:
-            mse_channels = squared_error(weights, k, channel_axis)
-            entry["mse_per_channel"] = mse_channels
-            entry["actual_per_channel"] = (mse_channels / channel_variance
-                                           if channel_variance > 0 else 0.0)
-        if best_step:
-            at_star = ordered.loss(star, k)
-            best_lam, best_loss = ordered.best_step(k)
-            best_loss = min(best_loss, at_star)
-            entry["best_lambda"] = best_lam if best_loss < at_star else star
-            entry["best_lambda_ratio"] = entry["best_lambda"] / star
-            entry["best_loss"] = best_loss
-            entry["best_saving"] = 1.0 - best_loss / at_star if at_star > 0 else 0.0
-        entries.append(entry)
-    report["loss"] = entries
+    report["loss"] = _map(jobs, lambda k: _loss_entry(ordered, k, std, per_channel,
+                                                      channel_variance, best_step), bits)
     return report
+
+
+def _loss_entry(ordered: SortedValues, k: int, std: float, per_channel: dict[int, float],
+                channel_variance: float | None, best_step: bool) -> dict[str, Any]:
+    star = optimal_lambda(k)
+    at_star = ordered.loss(star, k)
+    entry: dict[str, Any] = {"bits": int(k), "lambda": star,
+                             "predicted": expected_loss(star, k), "actual": at_star,
+                             "mse": at_star * std * std}
+    entry["ratio"] = entry["actual"] / entry["predicted"]
+    if k in per_channel and channel_variance is not None:
+        entry["mse_per_channel"] = per_channel[k]
+        entry["actual_per_channel"] = (per_channel[k] / channel_variance
+                                       if channel_variance > 0 else 0.0)
+    if best_step:
+        best_lam, best_loss = ordered.best_step(k)
+        best_loss = min(best_loss, at_star)
+        entry["best_lambda"] = best_lam if best_loss < at_star else star
+        entry["best_lambda_ratio"] = entry["best_lambda"] / star
+        entry["best_loss"] = best_loss
+        entry["best_saving"] = 1.0 - best_loss / at_star if at_star > 0 else 0.0
+    return entry
+
+
+def _map(jobs: int, function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``[function(x) for x in items]``, on up to `jobs` threads, in order."""
+    if jobs <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def _constant_entry(k: int) -> dict[str, Any]:
@@ -197,10 +310,14 @@ def inspect_tensors(
     per_channel: bool = True,
     best_step: bool = True,
     progress: Any = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """:func:`tensor_report` of each :class:`~ul2q_ref.weights.readers.Tensor`, with its name.
+    """:func:`tensor_report` of each :class:`~ul2q_ref.weights.tensors.Tensor`, with its name.
 
-    `progress`, if given, is called with each tensor's name before it is measured.
+    The tensors are read one at a time (each is dropped before the next is read), and each
+    is measured with `jobs` threads. `progress`, if given, is called with each tensor's name
+    before it is read. A tensor that cannot be measured (NaN weights, …) is a ValueError
+    naming it.
     """
     layers = []
     for tensor in tensors:
@@ -208,17 +325,20 @@ def inspect_tensors(
             progress(tensor.name)
         axis = tensor.channel_axis if per_channel else None
         row = {"name": tensor.name, "layer": tensor.layer, "role": tensor.role,
-               "shape": list(tensor.array.shape), "dtype": str(tensor.array.dtype),
+               "shape": list(tensor.shape), "dtype": str(tensor.dtype),
                "channel_axis": axis,
-               "channels": int(tensor.array.shape[axis]) if axis is not None
-               and tensor.array.ndim > axis else None}
+               "channels": int(tensor.shape[axis]) if axis is not None
+               and tensor.ndim > axis else None}
+        values = tensor.load()
         try:
-            row.update(tensor_report(tensor.array, bits, channel_axis=axis,
-                                     best_step=best_step))
+            row.update(tensor_report(values, bits, channel_axis=axis, best_step=best_step,
+                                     jobs=jobs))
         except (TypeError, ValueError) as error:  # e.g. NaN weights: name the tensor
             raise ValueError(f"tensor {tensor.name}: {error}") from None
+        del values
         layers.append(row)
     return layers
 
 
-__all__ = ["DEFAULT_BITS", "SortedValues", "inspect_tensors", "squared_error", "tensor_report"]
+__all__ = ["DEFAULT_BITS", "SortedValues", "inspect_tensors", "quantization_error",
+           "squared_error", "tensor_report"]
