@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from .. import expected_loss, moments, optimal_lambda, quantize
+from .. import expected_loss, fake_quantize, moments, optimal_lambda, quantize
 
 DEFAULT_BITS = tuple(range(1, 9))
 """The bit widths ``inspect`` reports."""
@@ -182,9 +182,35 @@ def quantization_error(weights: np.ndarray, quantized: Any) -> float:
 
 
 def squared_error(weights: np.ndarray, bits: int, axis: int | None) -> float:
-    """mean((w − ŵ)²) of k-bit μL2Q, ŵ = ``fake_quantize(w, k, axis=axis)`` in float64."""
-    return quantization_error(weights, quantize(np.asarray(weights, dtype=np.float64), bits,
-                                                axis=axis))
+    """mean((w − ŵ)²) of k-bit μL2Q, ŵ = ``fake_quantize(w, k, axis=axis)`` in float64.
+
+    Per channel, the channels are independent (each has its own μ, σ, α, β), so ŵ is
+    computed for a few channels at a time (:data:`CHUNK` values): the same numbers as one
+    call on the whole tensor, without holding a second copy of it.
+    """
+    values = np.asarray(weights, dtype=np.float64)
+    if values.size == 0:
+        return 0.0
+    if axis is None:
+        return quantization_error(values, quantize(values, bits))
+    rows = np.moveaxis(values, axis, 0)
+    step = max(1, CHUNK // max(1, values.size // rows.shape[0]))
+    total = 0.0
+    for start in range(0, rows.shape[0], step):
+        part = rows[start:start + step]
+        error = (part - fake_quantize(part, bits, axis=0)).reshape(-1)
+        total += float(np.dot(error, error))
+    return total / values.size
+
+
+def mean_square(weights: np.ndarray) -> float:
+    """mean(w²) in float64, in chunks (the signal power of an SQNR)."""
+    flat = np.asarray(weights).reshape(-1)
+    total = 0.0
+    for start in range(0, flat.size, CHUNK):
+        part = flat[start:start + CHUNK].astype(np.float64)
+        total += float(np.dot(part, part))
+    return total / flat.size if flat.size else 0.0
 
 
 def _standardised_moments(phi: np.ndarray) -> tuple[float, float]:
@@ -205,6 +231,7 @@ def tensor_report(
     channel_axis: int | None = 0,
     best_step: bool = True,
     jobs: int = 1,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Normality statistics and μL2Q losses of one tensor (the module docstring's list).
 
@@ -219,8 +246,10 @@ def tensor_report(
     best_step : bool
         Search each k's own best step (the costliest part).
     jobs : int
-        Threads that evaluate the bit widths k side by side (the kernels, sorting and NumPy
-        release the GIL).
+        Threads that evaluate the bit widths k side by side (the kernels and NumPy release
+        the GIL).
+    overwrite : bool
+        `array` may be used as scratch space (it is left holding the sorted φ).
 
     Returns
     -------
@@ -231,12 +260,18 @@ def tensor_report(
 
     Notes
     -----
-    Memory: one float64 copy of the tensor (made into φ and sorted in place), one set of
-    codes per thread and chunks of :data:`CHUNK` values. The per-tensor loss at λ_k* is
-    evaluated from the sorted φ (:meth:`SortedValues.loss`; equal to mean((w − ŵ)²)/σ² up
-    to rounding), the per-channel one from the codes (:func:`quantization_error`).
+    Memory: one float64 copy of the tensor (made into φ and sorted in place; with
+    `overwrite`, `array` itself when it is a float64 array) and chunks of :data:`CHUNK`
+    values per thread. The per-tensor loss at λ_k* is evaluated from the sorted φ
+    (:meth:`SortedValues.loss`; equal to mean((w − ŵ)²)/σ² up to rounding), the
+    per-channel one channel chunk by channel chunk (:func:`squared_error`).
     """
-    weights = np.array(array, dtype=np.float64)  # a copy: becomes φ, sorted, below
+    given = np.asarray(array)
+    if overwrite and given.dtype == np.float64 and given.flags.c_contiguous and \
+            given.flags.writeable:
+        weights = given
+    else:
+        weights = np.array(given, dtype=np.float64)  # a copy: becomes φ, sorted, below
     mean, std = (float(v) for v in moments(weights))
     if channel_axis is not None and (channel_axis >= weights.ndim
                                      or weights.shape[channel_axis] < 2):
@@ -329,10 +364,10 @@ def inspect_tensors(
                "channel_axis": axis,
                "channels": int(tensor.shape[axis]) if axis is not None
                and tensor.ndim > axis else None}
-        values = tensor.load()
+        values = tensor.load(np.float64)  # read straight into float64: the only copy
         try:
             row.update(tensor_report(values, bits, channel_axis=axis, best_step=best_step,
-                                     jobs=jobs))
+                                     jobs=jobs, overwrite=True))
         except (TypeError, ValueError) as error:  # e.g. NaN weights: name the tensor
             raise ValueError(f"tensor {tensor.name}: {error}") from None
         del values
@@ -340,5 +375,5 @@ def inspect_tensors(
     return layers
 
 
-__all__ = ["DEFAULT_BITS", "SortedValues", "inspect_tensors", "quantization_error",
-           "squared_error", "tensor_report"]
+__all__ = ["DEFAULT_BITS", "SortedValues", "inspect_tensors", "mean_square",
+           "quantization_error", "squared_error", "tensor_report"]

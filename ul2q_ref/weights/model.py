@@ -24,6 +24,7 @@ import math
 import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from .. import quantize
 from .._atomic import atomic_path
+from ..codebook import Quantized
 from ..io import (
     DTYPES,
     ArrayInfo,
@@ -40,8 +42,16 @@ from ..io import (
     quantized_from_arrays,
     read_npz_member,
 )
-from .inspect import quantization_error
-from .tensors import Model, ModelFileError, Tensor, role_from_name, some_names
+from .inspect import CHUNK, mean_square, quantization_error
+from .tensors import (
+    Loader,
+    Model,
+    ModelFileError,
+    Tensor,
+    converted,
+    role_from_name,
+    some_names,
+)
 
 QUANTIZED_MODEL_FORMAT = "ul2q-ref/quantized-model-v1"
 """The ``format`` of a whole model written by :func:`quantize_model`."""
@@ -145,8 +155,7 @@ def _quantize_one(path: str, tensor: Tensor, bits: int, axis: int | None,
     for key, value in quantized_arrays(quantized).items():
         add(f"quantized/{tensor.name}/{key}", value)
     mse = quantization_error(weights, quantized)
-    signal = float(np.einsum("i,i->", *(2 * [weights.reshape(-1).astype(np.float64)]))
-                   ) / weights.size if weights.size else 0.0
+    signal = mean_square(weights)
     return {"name": tensor.name, "shape": list(weights.shape), "bits": bits, "axis": channel,
             "mse": mse, "sqnr_db": 10.0 * math.log10(signal / mse) if mse > 0 else math.inf}
 
@@ -186,16 +195,17 @@ def grouped_tensors(path: str, members: Sequence[ArrayInfo]) -> list[Tensor]:
         if kind == "float":
             info = by_name[f"float/{name}"]
             tensors.append(Tensor(name, role=role_from_name(name), shape=info.shape,
-                                  dtype=info.dtype, loader=_member_loader(path, info.name)))
+                                  dtype=info.dtype, loader=member_loader(path, info.name)))
         else:
             tensors.append(quantized_tensor(path, name, groups[name], f"quantized/{name}/"))
     return tensors
 
 
-def _member_loader(path: str, member: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
+def member_loader(path: str, member: str) -> Loader:
+    """A :class:`Tensor` loader reading member `member` of the ``.npz`` `path`."""
+    def load(dtype: Any = None) -> np.ndarray:
         try:
-            return read_npz_member(path, member)
+            return converted(read_npz_member(path, member), dtype)
         except FileFormatError as error:
             raise ModelFileError(str(error)) from None
     return load
@@ -226,10 +236,10 @@ def quantized_tensor(path: str, name: str, fields: Mapping[str, ArrayInfo],
                                  "float64")
         dtype = np.dtype(str(text)).newbyteorder("=")
 
-    def load() -> np.ndarray:
+    def load(dtype: Any = None) -> np.ndarray:
         try:
             arrays = {part: read_npz_member(path, f"{prefix}{part}") for part in fields}
-            decoded = quantized_from_arrays(arrays, source=where).dequantize()
+            decoded = decode_in_chunks(quantized_from_arrays(arrays, source=where), dtype)
         except (FileFormatError, TypeError, ValueError) as error:
             text = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelFileError(text if text.startswith(path) else f"{where}: {text}") \
@@ -241,6 +251,28 @@ def quantized_tensor(path: str, name: str, fields: Mapping[str, ArrayInfo],
         return decoded
 
     return Tensor(name, role="weight", shape=fields["codes"].shape, dtype=dtype, loader=load)
+
+
+def decode_in_chunks(quantized: Quantized, dtype: Any = None) -> np.ndarray:
+    """``quantized.dequantize(dtype)``, decoded a few rows at a time into the result.
+
+    Each value is decoded exactly as by the whole-tensor call (ŵ = α(q − z) + β in float64,
+    rounded once), but the float64 intermediate is one chunk of about a million values,
+    not a whole tensor. A profile's own decoder (``caffe``) decodes the whole tensor.
+    """
+    target = np.dtype(quantized.dtype if dtype is None else dtype)
+    codes = quantized.codes
+    if type(quantized) is not Quantized or codes.ndim == 0 or codes.size <= CHUNK:
+        return quantized.dequantize(target)
+    out = np.empty(codes.shape, dtype=target)
+    step = max(1, CHUNK // max(1, codes.size // codes.shape[0]))
+    for start in range(0, codes.shape[0], step):
+        rows = slice(start, start + step)
+        fields: dict[str, Any] = {"codes": codes[rows]}
+        if quantized.axis == 0:
+            fields.update(alpha=quantized.alpha[rows], beta=quantized.beta[rows])
+        out[rows] = replace(quantized, **fields).dequantize(target)
+    return out
 
 
 # --------------------------------------------------------------------------- float files
@@ -290,6 +322,6 @@ def write_float_model(path: str | os.PathLike[str], tensors: Sequence[Tensor]) -
     return len(tensors)
 
 
-__all__ = ["QUANTIZED_MODEL_FORMAT", "bits_for", "grouped_tensors", "quantize_model",
-           "quantized_tensor",
+__all__ = ["QUANTIZED_MODEL_FORMAT", "bits_for", "decode_in_chunks", "grouped_tensors",
+           "member_loader", "quantize_model", "quantized_tensor",
            "write_float_model"]

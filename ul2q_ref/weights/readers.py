@@ -41,7 +41,6 @@ import math
 import os
 import struct
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,15 @@ from ..io import (
     read_npy,
     read_npz_member,
 )
-from .model import QUANTIZED_MODEL_FORMAT, grouped_tensors, quantized_tensor
+from .model import QUANTIZED_MODEL_FORMAT, grouped_tensors, member_loader, quantized_tensor
 from .tensors import (
     ROLES,
+    Loader,
     MissingPackageError,
     Model,
     ModelFileError,
     Tensor,
+    converted,
     is_default_weight,
     layer_name,
     role_from_name,
@@ -119,9 +120,9 @@ def _read_npy(file: Path) -> tuple[str, list[Tensor]]:
     if info.dtype.kind not in NUMERIC_KINDS:
         raise ModelFileError(f"{file}: holds {info.dtype} values; expected a numeric array")
 
-    def load() -> np.ndarray:
+    def load(dtype: Any = None) -> np.ndarray:
         try:
-            return read_npy(file)
+            return converted(read_npy(file), dtype)
         except FileFormatError as error:
             raise ModelFileError(str(error)) from None
 
@@ -169,17 +170,8 @@ def _member_tensors(path: str, members: list[Any], prefix: str) -> list[Tensor]:
             continue
         name = info.name[len(prefix):]
         tensors.append(Tensor(name, role=role_from_name(name), shape=info.shape,
-                              dtype=info.dtype, loader=_npz_loader(path, info.name)))
+                              dtype=info.dtype, loader=member_loader(path, info.name)))
     return tensors
-
-
-def _npz_loader(path: str, member: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        try:
-            return read_npz_member(path, member)
-        except FileFormatError as error:
-            raise ModelFileError(str(error)) from None
-    return load
 
 
 # --- safetensors ---------------------------------------------------------------------------
@@ -246,30 +238,53 @@ def _offsets(file: Path, name: str, entry: Any, data_size: int) -> tuple[int, in
 
 
 def _safetensors_loader(file: Path, name: str, code: str, shape: list[int],
-                        position: int) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        stored = np.dtype("<u2") if code == "BF16" else np.dtype(_SAFETENSORS_DTYPES[code])
-        raw = _read_at(file, name, position, math.prod(shape), stored)
-        if code == "BF16":  # NumPy has no bfloat16: its 16 bits are float32's top half
-            return (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
-        return raw.reshape(shape)
+                        position: int) -> Loader:
+    stored = np.dtype("<u2") if code == "BF16" else np.dtype(_SAFETENSORS_DTYPES[code])
+
+    def load(dtype: Any = None) -> np.ndarray:
+        return _read_at(file, name, position, tuple(shape), stored, code == "BF16",
+                        dtype).reshape(shape)
     return load
 
 
-def _read_at(file: Path, name: str, position: int, count: int, dtype: np.dtype) -> np.ndarray:
-    """`count` values of `dtype` at byte `position` of `file`, read into a new array."""
-    array = np.empty(count, dtype=dtype)
-    view = memoryview(array.view(np.uint8))
+def _bfloat16_values(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns as float32 (NumPy has no bfloat16: they are float32's top half)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _read_at(file: Path, name: str, position: int, shape: tuple[int, ...], stored: np.dtype,
+             bfloat16: bool, dtype: Any = None) -> np.ndarray:
+    """The values at byte `position` of `file` (`stored` layout), read into one new array.
+
+    The result has `dtype` (default: float32 for bfloat16, else `stored`); a conversion is
+    done slice by slice into the result, so the memory is the result and one slice.
+    """
+    count = math.prod(shape)
+    natural = np.dtype(np.float32) if bfloat16 else stored.newbyteorder("=")
+    target = natural if dtype is None else np.dtype(dtype)
+    out = np.empty(count, dtype=target)
+    step = 1 << 20
     with open_regular(file) as handle:
         handle.seek(position)
-        filled = 0
-        while filled < len(view):
-            got = handle.readinto(view[filled:])  # type: ignore[attr-defined]
-            if not got:
-                raise ModelFileError(f"{file}: tensor {name}: truncated ({filled} of "
-                                     f"{len(view)} bytes)")
-            filled += got
-    return array
+        if target == stored and not bfloat16:
+            _fill(handle, memoryview(out.view(np.uint8)), file, name)
+            return out
+        buffer = np.empty(min(step, count), dtype=stored)
+        for start in range(0, count, step):
+            part = buffer[:min(step, count - start)]
+            _fill(handle, memoryview(part.view(np.uint8)), file, name)
+            out[start:start + part.size] = _bfloat16_values(part) if bfloat16 else part
+    return out
+
+
+def _fill(handle: Any, view: memoryview, file: Path, name: str) -> None:
+    filled = 0
+    while filled < len(view):
+        got = handle.readinto(view[filled:])
+        if not got:
+            raise ModelFileError(f"{file}: tensor {name}: truncated ({filled} of {len(view)} "
+                                 "bytes)")
+        filled += got
 
 
 # --- PyTorch -------------------------------------------------------------------------------
@@ -333,13 +348,13 @@ def _torch_tensor_dtype(file: Path, name: str, value: Any, torch: Any) -> np.dty
     return dtype
 
 
-def _torch_loader(value: Any, dtype: np.dtype, torch: Any) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
+def _torch_loader(value: Any, dtype: np.dtype, torch: Any) -> Loader:
+    def load(wanted: Any = None) -> np.ndarray:
         tensor = value.detach()
         if tensor.dtype.is_floating_point and dtype == np.float32 and \
                 tensor.dtype != torch.float32:
             tensor = tensor.float()
-        return np.array(tensor.numpy(), copy=True)
+        return np.array(tensor.numpy(), dtype=wanted, copy=True)
     return load
 
 
@@ -489,16 +504,18 @@ def _stored_dtype(data_type: int) -> np.dtype:
 
 def _as_read(raw: np.ndarray, data_type: int, shape: tuple[int, ...]) -> np.ndarray:
     if data_type == _BFLOAT16:
-        raw = (raw.astype(np.uint32) << 16).view(np.float32)
+        raw = _bfloat16_values(raw)
     return raw.reshape(shape)
 
 
-def _embedded_loader(file: Path, name: str, proto: Any, count: int
-                     ) -> Callable[[], np.ndarray]:
+def _embedded_loader(file: Path, name: str, proto: Any, count: int) -> Loader:
     shape = tuple(int(n) for n in proto.dims)
     stored = _stored_dtype(proto.data_type)
 
-    def load() -> np.ndarray:
+    def load(dtype: Any = None) -> np.ndarray:
+        return converted(_embedded_values(), dtype)
+
+    def _embedded_values() -> np.ndarray:
         where = f"{file}: tensor {name}"
         if proto.raw_data:
             if len(proto.raw_data) != count * stored.itemsize:
@@ -523,8 +540,7 @@ def _embedded_loader(file: Path, name: str, proto: Any, count: int
     return load
 
 
-def _external_loader(file: Path, name: str, proto: Any, count: int
-                     ) -> Callable[[], np.ndarray]:
+def _external_loader(file: Path, name: str, proto: Any, count: int) -> Loader:
     """Check an external-data reference now (a file inside the model's directory, the
     declared length equal to the shape's size, within the file); read it on load."""
     where = f"{file}: tensor {name}"
@@ -557,8 +573,9 @@ def _external_loader(file: Path, name: str, proto: Any, count: int
                              f"tensor needs {expected} at offset {offset}")
     shape = tuple(int(n) for n in proto.dims)
 
-    def load() -> np.ndarray:
-        return _as_read(_read_at(target, name, offset, count, stored), proto.data_type, shape)
+    def load(dtype: Any = None) -> np.ndarray:
+        return _read_at(target, name, offset, shape, stored, proto.data_type == _BFLOAT16,
+                        dtype).reshape(shape)
 
     return load
 

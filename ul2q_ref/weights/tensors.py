@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+Loader = Callable[[Any], np.ndarray]
+"""``loader(dtype)``: a tensor's values, converted to `dtype` (a NumPy dtype) unless None."""
+
 ROLES = ("weight", "bias", "norm", "other")
 """What a tensor does in its model."""
 
@@ -48,8 +51,9 @@ class Tensor:
         The output-channel axis (0 for conv and PyTorch linear weights; 1 for the
         ``(in, out)`` weights of ONNX MatMul, Gemm without transB, and ConvTranspose).
     loader : callable, optional
-        Returns the values (for a quantised model file: the decoded reconstruction); called
-        by every :meth:`load`, so nothing stays in memory between calls.
+        ``loader(dtype)`` returns the values (for a quantised model file: the decoded
+        reconstruction), converted to `dtype` unless it is None; called by every
+        :meth:`load`, so nothing stays in memory between calls.
     shape, dtype
         The shape and dtype `loader` returns (the dtype values are read as: a bfloat16
         tensor reads as float32).
@@ -58,7 +62,7 @@ class Tensor:
     __slots__ = ("_array", "_loader", "channel_axis", "dtype", "name", "role", "shape")
 
     def __init__(self, name: str, array: np.ndarray | None = None, role: str = "other",
-                 channel_axis: int = 0, *, loader: Callable[[], np.ndarray] | None = None,
+                 channel_axis: int = 0, *, loader: Loader | None = None,
                  shape: Sequence[int] | None = None, dtype: Any = None) -> None:
         if (array is None) == (loader is None):
             raise TypeError("give a Tensor either its array or a loader")
@@ -76,12 +80,16 @@ class Tensor:
             self.shape = tuple(int(n) for n in shape)
             self.dtype = np.dtype(dtype)
 
-    def load(self) -> np.ndarray:
-        """The tensor's values (read from the file now, unless they were given)."""
+    def load(self, dtype: Any = None) -> np.ndarray:
+        """The tensor's values (read from the file now, unless they were given).
+
+        With `dtype`, the values converted to it; a loader that can (safetensors, ONNX
+        external data) reads straight into an array of that dtype, without a second copy.
+        """
         if self._array is not None:
-            return self._array
+            return self._array if dtype is None else np.asarray(self._array, dtype=dtype)
         assert self._loader is not None
-        return self._loader()
+        return self._loader(None if dtype is None else np.dtype(dtype))
 
     @property
     def array(self) -> np.ndarray:
@@ -181,6 +189,11 @@ def _matches(tensor: Tensor, patterns: Iterable[str]) -> bool:
                for p in patterns)
 
 
-__all__ = ["MAX_NAMES_SHOWN", "ROLES", "MissingPackageError", "Model", "ModelFileError",
-           "Tensor", "is_default_weight", "layer_name", "role_from_name", "select_weights",
-           "some_names"]
+def converted(values: np.ndarray, dtype: Any) -> np.ndarray:
+    """`values` as `dtype` (no copy when it already is, or when `dtype` is None)."""
+    return values if dtype is None else np.asarray(values, dtype=dtype)
+
+
+__all__ = ["MAX_NAMES_SHOWN", "ROLES", "Loader", "MissingPackageError", "Model",
+           "ModelFileError", "Tensor", "converted", "is_default_weight", "layer_name",
+           "role_from_name", "select_weights", "some_names"]
