@@ -239,7 +239,7 @@ def quantized_tensor(path: str, name: str, fields: Mapping[str, ArrayInfo],
     def load(dtype: Any = None) -> np.ndarray:
         try:
             arrays = {part: read_npz_member(path, f"{prefix}{part}") for part in fields}
-            decoded = decode_in_chunks(quantized_from_arrays(arrays, source=where), dtype)
+            decoded = decode_in_chunks(quantized_from_arrays(arrays, source=where))
         except (FileFormatError, TypeError, ValueError) as error:
             text = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelFileError(text if text.startswith(path) else f"{where}: {text}") \
@@ -248,7 +248,7 @@ def quantized_tensor(path: str, name: str, fields: Mapping[str, ArrayInfo],
             count = int(decoded.size - np.count_nonzero(np.isfinite(decoded)))
             raise ModelFileError(f"{where}: decodes to {count} non-finite value(s) (α or β "
                                  "is NaN or infinite); refusing a tampered code book")
-        return decoded
+        return converted(decoded, dtype)  # rounded to its own dtype first, as stored
 
     return Tensor(name, role="weight", shape=fields["codes"].shape, dtype=dtype, loader=load)
 
