@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,10 @@ def _read_torch(file: Path) -> tuple[str, list[Tensor]]:
         check_zip_members(file)  # a zip bomb is refused before torch inflates it
     torch = _optional("torch", "torch", file)
     try:  # a zip archive is memory-mapped: tensors are read when used
-        loaded = torch.load(str(file), map_location="cpu", weights_only=True, mmap=archive)
+        with warnings.catch_warnings():  # torch's deprecation notes: not the user's concern
+            warnings.simplefilter("ignore")
+            loaded = torch.load(str(file), map_location="cpu", weights_only=True,
+                                mmap=archive)
     except Exception as error:  # noqa: BLE001 - torch raises many types for bad files
         text = _first_line(error)
         if "weights only" in text.lower() or "weights_only" in text:
