@@ -76,7 +76,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(handle)`` on a binary handle whose content atomically becomes `path`."""
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         write(handle)

@@ -136,7 +136,7 @@ def _read_array(handle: IO[bytes], shape: tuple[int, ...], fortran: bool, dtype:
                 source: str) -> np.ndarray:
     """Read exactly shape × itemsize bytes of `handle` into one new array (no extra copy)."""
     array = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
-    view = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+    view = array.reshape(-1).view(np.uint8).data if array.size else memoryview(b"")
     filled = 0
     while filled < len(view):
         count = handle.readinto(view[filled:])  # type: ignore[attr-defined]

@@ -163,9 +163,9 @@ def quantization_error(weights: np.ndarray, quantized: Any) -> float:
     beta = np.asarray(quantized.beta, dtype=np.float64)
     axis = quantized.axis
     if axis is not None and axis > 0:
-        shape = [1] * values.ndim
-        shape[axis] = -1
-        alpha, beta = alpha.reshape(shape), beta.reshape(shape)
+        along = [1] * values.ndim
+        along[axis] = -1
+        alpha, beta = alpha.reshape(along), beta.reshape(along)
     rows = max(1, CHUNK // max(1, values.size // values.shape[0]))
     total = 0.0
     for start in range(0, values.shape[0], rows):

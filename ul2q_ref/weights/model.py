@@ -318,7 +318,7 @@ def write_float_model(path: str | os.PathLike[str], tensors: Sequence[Tensor]) -
             if array.shape != tensor.shape:
                 raise ModelFileError(f"{path}: tensor {tensor.name} changed shape while "
                                      "being read")
-            handle.write(memoryview(array.reshape(-1)).cast("B"))
+            handle.write(array.reshape(-1).view(np.uint8).data)
             del array  # before the next tensor is read: one tensor in memory at a time
     return len(tensors)
 

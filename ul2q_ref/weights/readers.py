@@ -268,12 +268,12 @@ def _read_at(file: Path, name: str, position: int, shape: tuple[int, ...], store
     with open_regular(file) as handle:
         handle.seek(position)
         if target == stored and not bfloat16:
-            _fill(handle, memoryview(out.view(np.uint8)), file, name)
+            _fill(handle, out.view(np.uint8).data, file, name)
             return out
         buffer = np.empty(min(step, count), dtype=stored)
         for start in range(0, count, step):
             part = buffer[:min(step, count - start)]
-            _fill(handle, memoryview(part.view(np.uint8)), file, name)
+            _fill(handle, part.view(np.uint8).data, file, name)
             out[start:start + part.size] = _bfloat16_values(part) if bfloat16 else part
     return out
 
