@@ -324,6 +324,27 @@ def test_losses_against_a_direct_evaluation_with_the_reference_quantiser():
         assert entry["ratio"] == pytest.approx(entry["actual"] / entry["predicted"])
 
 
+@pytest.mark.parametrize(("shape", "axis"), [((7, 9), 1), ((5, 4, 3), 1), ((6, 10), 0),
+                                             ((3, 2, 4), 2)])
+def test_per_channel_losses_along_any_axis_with_a_constant_channel(shape, axis):
+    """The sorted-channel evaluation (a view along the axis) and the chunked fallback (when
+    the channels are not a view) both equal the reference quantiser's per-channel loss."""
+    values = RNG.normal(0.3, 0.1, shape)
+    index = [slice(None)] * len(shape)
+    index[axis] = 1
+    values[tuple(index)] = 0.7  # a constant channel: σ_c = 0, no error
+    report = tensor_report(values, bits=range(1, 9), channel_axis=axis, best_step=False)
+    for entry in report["loss"]:
+        expected = _direct_loss(values, entry["bits"], axis)
+        assert entry["actual_per_channel"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_threads_give_the_same_report_as_one():
+    values = RNG.laplace(0, 0.05, (40, 3, 3, 3))
+    one = tensor_report(values, bits=range(1, 9), channel_axis=0, jobs=1)
+    assert tensor_report(values, bits=range(1, 9), channel_axis=0, jobs=3) == one
+
+
 def _empirical(phi, lam, bits):
     codes = uq.encode(phi, lam, 0.0, bits, backend="reference").astype(np.float64)
     return np.mean((phi - lam * (codes - 0.5)) ** 2)
