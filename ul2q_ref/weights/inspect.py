@@ -46,7 +46,7 @@ GRID_POINTS = 161
 BLOCK = 32
 """Values per block of the block prefix sums of :class:`SortedValues`."""
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 """Values per chunk of the streaming passes (skewness, kurtosis, KS distance, errors)."""
 
 
