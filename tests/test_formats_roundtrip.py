@@ -269,3 +269,46 @@ def test_outputs_follow_the_umask(tmp_path, capsys, mixed_model, suffix, umask):
     capsys.readouterr()
     for path in (quantized, back, report, plan):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
+
+
+def test_tensors_larger_than_a_chunk_decode_bit_for_bit(tmp_path, capsys):
+    """Tensors of more than 256k values are decoded a few rows at a time: still equal to
+    the formula, per tensor and per channel, along axis 0 and 1."""
+    rng = np.random.default_rng(7)
+    source = tmp_path / "big.npz"
+    np.savez(source, **{"a.weight": rng.normal(0, 1, (301, 1003)).astype(np.float32),
+                        "b.weight": rng.laplace(0, 1, (700, 450))})
+    for axis in (None, 0):
+        path = tmp_path / f"q{axis}.npz"
+        arguments = ["quantize", str(source), "--bits", "5", "-o", str(path)]
+        assert main(arguments + ([] if axis is None else ["--axis", "0"])) == 0
+        back = tmp_path / f"back{axis}.npz"
+        assert main(["dequantize", str(path), "-o", str(back)]) == 0
+        with np.load(path, allow_pickle=False) as stored, np.load(back) as decoded:
+            for name, dtype in (("a.weight", "float32"), ("b.weight", "float64")):
+                group = {key.rsplit("/", 1)[1]: stored[key] for key in stored.files
+                         if key.startswith(f"quantized/{name}/")}
+                np.testing.assert_array_equal(decoded[name], _formula(group, dtype))
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("scheme", ["binary", "ternary", "fixed_point", "clip", "ul2q"])
+def test_an_integer_model_of_every_scheme_reads_back(tmp_path, scheme):
+    """The integer-model layout (written by ``ul2q-ref export`` through
+    ``io.quantized_arrays``, as here) decodes with each scheme's zero point."""
+    from ul2q_ref.nn.export import EXPORT_FORMAT
+
+    weights = _weights("float32", 9)
+    from ul2q_ref.api import quantize_with
+
+    result = quantize_with(scheme, weights, {"binary": 1, "ternary": 2}.get(scheme, 4))
+    arrays = {"format": np.array(EXPORT_FORMAT), "config": np.array("{}"),
+              "float/fc.bias": np.zeros(6, np.float32)}
+    arrays.update({f"quantized/fc.weight/{k}": v for k, v in quantized_arrays(result).items()})
+    np.savez(tmp_path / "int.npz", **arrays)
+    model = read_model(tmp_path / "int.npz")
+    assert model.format == "ul2q-ref integer model"
+    decoded = {t.name: t.load() for t in model.tensors}
+    group = {k.rsplit("/", 1)[1]: v for k, v in arrays.items() if k.startswith("quantized/")}
+    np.testing.assert_array_equal(decoded["fc.weight"], _formula(group, "float32"))
+    np.testing.assert_array_equal(decoded["fc.bias"], np.zeros(6, np.float32))

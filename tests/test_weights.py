@@ -339,6 +339,22 @@ def test_per_channel_losses_along_any_axis_with_a_constant_channel(shape, axis):
         assert entry["actual_per_channel"] == pytest.approx(expected, rel=1e-9)
 
 
+def test_a_tensor_of_several_chunks_against_direct_evaluations():
+    """More than 256k values: the statistics, KS distance, block prefix sums and per-channel
+    losses run over several chunks and still equal the direct (SciPy, reference) values."""
+    values = RNG.laplace(0.01, 0.05, (301, 1003))  # 301,903 values: 2 chunks, odd blocks
+    report = tensor_report(values, bits=(1, 3, 8), channel_axis=0, best_step=False)
+    flat = values.ravel()
+    assert report["skewness"] == pytest.approx(stats.skew(flat), rel=1e-9)
+    assert report["excess_kurtosis"] == pytest.approx(stats.kurtosis(flat), rel=1e-9)
+    phi = (flat - flat.mean()) / flat.std()
+    assert report["ks_distance"] == pytest.approx(stats.kstest(phi, "norm").statistic, rel=1e-9)
+    for entry in report["loss"]:
+        assert entry["actual"] == pytest.approx(_direct_loss(values, entry["bits"]), rel=1e-9)
+        assert entry["actual_per_channel"] == pytest.approx(
+            _direct_loss(values, entry["bits"], 0), rel=1e-9)
+
+
 def test_threads_give_the_same_report_as_one():
     values = RNG.laplace(0, 0.05, (40, 3, 3, 3))
     one = tensor_report(values, bits=range(1, 9), channel_axis=0, jobs=1)
