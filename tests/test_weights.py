@@ -355,6 +355,14 @@ def test_a_tensor_of_several_chunks_against_direct_evaluations():
             _direct_loss(values, entry["bits"], 0), rel=1e-9)
 
 
+def test_inspect_leaves_given_arrays_alone():
+    """Only a tensor read from a file is used as scratch space; a given array is not."""
+    values = RNG.normal(0, 1, (5, 7))
+    before = values.copy()
+    inspect_tensors([Tensor("w.weight", values, "weight")], bits=(2,))
+    np.testing.assert_array_equal(values, before)
+
+
 def test_threads_give_the_same_report_as_one():
     values = RNG.laplace(0, 0.05, (40, 3, 3, 3))
     one = tensor_report(values, bits=range(1, 9), channel_axis=0, jobs=1)

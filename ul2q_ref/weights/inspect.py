@@ -435,7 +435,7 @@ def inspect_tensors(
         values = tensor.load(np.float64)  # read straight into float64: the only copy
         try:
             row.update(tensor_report(values, bits, channel_axis=axis, best_step=best_step,
-                                     jobs=jobs, overwrite=True))
+                                     jobs=jobs, overwrite=not tensor.in_memory))
         except (TypeError, ValueError) as error:  # e.g. NaN weights: name the tensor
             raise ValueError(f"tensor {tensor.name}: {error}") from None
         del values

@@ -92,6 +92,11 @@ class Tensor:
         return self._loader(None if dtype is None else np.dtype(dtype))
 
     @property
+    def in_memory(self) -> bool:
+        """Whether the values were given (shared with the caller), not read on each load."""
+        return self._array is not None
+
+    @property
     def array(self) -> np.ndarray:
         """The same as :meth:`load` (reads the file every time for a lazy tensor)."""
         return self.load()
