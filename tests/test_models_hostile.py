@@ -319,3 +319,10 @@ def test_model_file_errors_are_model_file_errors(tmp_path):
     np.save(path, np.array(["a", "b"]))
     with pytest.raises(ModelFileError, match=f"{path}: holds <U1 values"):
         read_model(path)
+
+
+def test_a_huge_format_string_is_not_read(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    np.savez(path, format=np.array("x" * 5000), w=np.zeros((2, 2)))
+    err = _error(["inspect", str(path), "--quiet"], capsys)
+    assert f"{path}: member 'format' is a string of 20000 bytes" in err

@@ -160,6 +160,9 @@ def _format_field(file: Path, members: list[Any]) -> str:
     info = next((m for m in members if m.name == "format"), None)
     if info is None or info.dtype.kind != "U" or info.shape != ():
         return ""
+    if info.dtype.itemsize > 4096:
+        raise ModelFileError(f"{file}: member 'format' is a string of {info.dtype.itemsize} "
+                             "bytes; not a format name")
     return str(read_npz_member(file, "format"))
 
 
