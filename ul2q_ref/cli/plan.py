@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     widths = sorted(set(args.bits) | set(pins.values()))
     rows = measure(args.model, tensors, widths, per_channel=args.axis is not None,
-                   best_step=False, progress=progress(not args.quiet), jobs=args.jobs)
+                   best_step=False, progress=progress(not args.quiet), jobs=args.jobs,
+                   shape_statistics=False)
     try:
         result = plan_bits(rows, capacity, args.bits, pins=pins, gaussian=args.gaussian,
                            per_channel=args.axis is not None)

@@ -293,6 +293,7 @@ def tensor_report(
     best_step: bool = True,
     jobs: int = 1,
     overwrite: bool = False,
+    shape_statistics: bool = True,
 ) -> dict[str, Any]:
     """Normality statistics and μL2Q losses of one tensor (the module docstring's list).
 
@@ -311,6 +312,9 @@ def tensor_report(
         the GIL).
     overwrite : bool
         `array` may be used as scratch space (it is left holding the sorted φ).
+    shape_statistics : bool
+        Compute the skewness, excess kurtosis and KS distance (None without; ``plan`` needs
+        only the losses).
 
     Returns
     -------
@@ -351,7 +355,9 @@ def tensor_report(
         channel_variance = float(np.mean(channel_std * channel_std))
         rows = channel_rows(weights, channel_axis)
         if rows is not None:  # sorted channel by channel, in place: φ's order is free
-            rows.sort(axis=1)
+            step = -(-rows.shape[0] // (4 * jobs))  # row blocks sorted side by side
+            _map(jobs, lambda start: rows[start:start + step].sort(axis=1),
+                 range(0, rows.shape[0], step))
             per_channel = channel_losses(rows, channel_mean, channel_std, bits, jobs)
         else:
             axis = channel_axis
@@ -360,10 +366,13 @@ def tensor_report(
     phi = weights.reshape(-1)
     phi -= mean
     phi /= std
-    report["skewness"], report["excess_kurtosis"] = _standardised_moments(phi, jobs)
+    if shape_statistics:
+        report["skewness"], report["excess_kurtosis"] = _standardised_moments(phi, jobs)
+    else:
+        report["skewness"] = report["excess_kurtosis"] = None
     phi.sort()
     ordered = SortedValues(phi, assume_sorted=True)
-    report["ks_distance"] = ordered.ks_distance(jobs)
+    report["ks_distance"] = ordered.ks_distance(jobs) if shape_statistics else None
     report["loss"] = _map(jobs, lambda k: _loss_entry(ordered, k, std, per_channel,
                                                       channel_variance, best_step), bits)
     return report
@@ -414,6 +423,7 @@ def inspect_tensors(
     best_step: bool = True,
     progress: Any = None,
     jobs: int = 1,
+    shape_statistics: bool = True,
 ) -> list[dict[str, Any]]:
     """:func:`tensor_report` of each :class:`~ul2q_ref.weights.tensors.Tensor`, with its name.
 
@@ -435,7 +445,8 @@ def inspect_tensors(
         values = tensor.load(np.float64)  # read straight into float64: the only copy
         try:
             row.update(tensor_report(values, bits, channel_axis=axis, best_step=best_step,
-                                     jobs=jobs, overwrite=not tensor.in_memory))
+                                     jobs=jobs, overwrite=not tensor.in_memory,
+                                     shape_statistics=shape_statistics))
         except (TypeError, ValueError) as error:  # e.g. NaN weights: name the tensor
             raise ValueError(f"tensor {tensor.name}: {error}") from None
         del values
