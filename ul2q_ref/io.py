@@ -136,7 +136,14 @@ def _read_array(handle: IO[bytes], shape: tuple[int, ...], fortran: bool, dtype:
                 source: str) -> np.ndarray:
     """Read exactly shape × itemsize bytes of `handle` into one new array (no extra copy)."""
     array = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
-    view = array.reshape(-1).view(np.uint8).data if array.size else memoryview(b"")
+    if array.size:
+        read_into(handle, array.reshape(-1).view(np.uint8).data, source)
+    return array.T if fortran else array
+
+
+def read_into(handle: IO[bytes], view: memoryview, source: str) -> None:
+    """Fill `view` from `handle` (as many reads as it takes); FileFormatError naming
+    `source` if the data ends first."""
     filled = 0
     while filled < len(view):
         count = handle.readinto(view[filled:])  # type: ignore[attr-defined]
@@ -144,7 +151,6 @@ def _read_array(handle: IO[bytes], shape: tuple[int, ...], fortran: bool, dtype:
             raise FileFormatError(f"{source}: truncated: expected {len(view)} bytes of data, "
                                   f"got {filled}")
         filled += count
-    return array.T if fortran else array
 
 
 def _array_from(data: bytes | bytearray, shape: tuple[int, ...], fortran: bool,
@@ -554,6 +560,6 @@ def load_quantized(path: str | os.PathLike[str]) -> Quantized:
 __all__ = ["DTYPES", "FORMAT", "MAX_MEMBER_BYTES", "MAX_RATIO", "PROFILES", "READABLE_FORMATS",
            "ArrayInfo", "FileFormatError", "check_zip_members", "current_umask",
            "load_quantized", "npy_info", "npz_members", "npz_writer", "open_regular",
-           "quantized_arrays", "quantized_from_arrays", "read_npy", "read_npy_bytes",
+           "quantized_arrays", "quantized_from_arrays", "read_into", "read_npy", "read_npy_bytes",
            "read_npz", "read_npz_member", "save_npz_atomic", "save_quantized",
            "write_text_atomic"]

@@ -57,6 +57,7 @@ from ..io import (
     npy_info,
     npz_members,
     open_regular,
+    read_into,
     read_npy,
     read_npz_member,
 )
@@ -282,13 +283,10 @@ def _read_at(file: Path, name: str, position: int, shape: tuple[int, ...], store
 
 
 def _fill(handle: Any, view: memoryview, file: Path, name: str) -> None:
-    filled = 0
-    while filled < len(view):
-        got = handle.readinto(view[filled:])
-        if not got:
-            raise ModelFileError(f"{file}: tensor {name}: truncated ({filled} of {len(view)} "
-                                 "bytes)")
-        filled += got
+    try:
+        read_into(handle, view, f"{file}: tensor {name}")
+    except FileFormatError as error:
+        raise ModelFileError(str(error)) from None
 
 
 # --- PyTorch -------------------------------------------------------------------------------
