@@ -155,14 +155,14 @@ setup(
     extras_require={
         "test": [
             "pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5", "matplotlib>=3.5",
-            "torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16", "safetensors>=0.4",
+            "torch>=2.0", "onnx>=1.16", "onnxruntime>=1.16", "safetensors>=0.4",
             "mypy>=1.8",  # .ci/run's lint step (ruff is above)
             "jsonschema>=4.18",
         ],
         "check": ["jsonschema>=4.18"],
         "plot": ["matplotlib>=3.5"],
         "torch": ["torch>=2.0"],
-        "models": ["safetensors>=0.4", "onnx>=1.14"],
+        "models": ["safetensors>=0.4", "onnx>=1.16"],
         "dev": ["tox>=4"],
     },
     entry_points={"console_scripts": ["ul2q-ref=ul2q_ref.cli:main"]},

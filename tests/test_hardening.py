@@ -353,7 +353,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
         def fail(*args, error=error, **kwargs):
             raise error
 
-        monkeypatch.setattr(np, "savez", fail)
+        monkeypatch.setattr(np.lib.format, "write_array", fail)
         with pytest.raises(type(error)) as raised:
             uio.save_npz_atomic(target, {"a": np.zeros(3)})
         if isinstance(error, OSError):

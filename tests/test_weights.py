@@ -248,18 +248,30 @@ def test_missing_package_names_what_to_install(tmp_path, monkeypatch):
 
     real = importlib.import_module
 
-    def no_safetensors(name, *args):
-        if name.startswith("safetensors"):
+    def no_onnx(name, *args):
+        if name.startswith("onnx"):
             raise ImportError(name)
         return real(name, *args)
 
-    path = tmp_path / "m.safetensors"
-    header = b"{}"
-    path.write_bytes(len(header).to_bytes(8, "little") + header)
-    monkeypatch.setattr(importlib, "import_module", no_safetensors)
-    hint = r"needs the 'safetensors' package .*ul2q-ref\[models\]"
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"")
+    monkeypatch.setattr(importlib, "import_module", no_onnx)
+    hint = r"needs the 'onnx' package .*ul2q-ref\[models\]"
     with pytest.raises(ModelFileError, match=hint):
         read_model(path)
+
+
+def test_safetensors_need_no_package(tmp_path, monkeypatch):
+    """safetensors files are read by the project's own bounded header reader."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import safetensors fails
+    path = tmp_path / "m.safetensors"
+    header = b'{"w.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}'
+    path.write_bytes(len(header).to_bytes(8, "little") + header
+                     + np.array([1.5, -2.0], "<f4").tobytes())
+    (tensor,) = read_model(path).tensors
+    np.testing.assert_array_equal(tensor.load(), [[1.5, -2.0]])
 
 
 def test_unknown_suffix_and_missing_file(tmp_path):
@@ -310,6 +322,51 @@ def test_losses_against_a_direct_evaluation_with_the_reference_quantiser():
         assert entry["actual"] == pytest.approx(_direct_loss(values, k), rel=1e-9)
         assert entry["actual_per_channel"] == pytest.approx(_direct_loss(values, k, 0), rel=1e-9)
         assert entry["ratio"] == pytest.approx(entry["actual"] / entry["predicted"])
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((7, 9), 1), ((5, 4, 3), 1), ((6, 10), 0),
+                                             ((3, 2, 4), 2)])
+def test_per_channel_losses_along_any_axis_with_a_constant_channel(shape, axis):
+    """The sorted-channel evaluation (a view along the axis) and the chunked fallback (when
+    the channels are not a view) both equal the reference quantiser's per-channel loss."""
+    values = RNG.normal(0.3, 0.1, shape)
+    index = [slice(None)] * len(shape)
+    index[axis] = 1
+    values[tuple(index)] = 0.7  # a constant channel: σ_c = 0, no error
+    report = tensor_report(values, bits=range(1, 9), channel_axis=axis, best_step=False)
+    for entry in report["loss"]:
+        expected = _direct_loss(values, entry["bits"], axis)
+        assert entry["actual_per_channel"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_tensor_of_several_chunks_against_direct_evaluations():
+    """More than 256k values: the statistics, KS distance, block prefix sums and per-channel
+    losses run over several chunks and still equal the direct (SciPy, reference) values."""
+    values = RNG.laplace(0.01, 0.05, (301, 1003))  # 301,903 values: 2 chunks, odd blocks
+    report = tensor_report(values, bits=(1, 3, 8), channel_axis=0, best_step=False)
+    flat = values.ravel()
+    assert report["skewness"] == pytest.approx(stats.skew(flat), rel=1e-9)
+    assert report["excess_kurtosis"] == pytest.approx(stats.kurtosis(flat), rel=1e-9)
+    phi = (flat - flat.mean()) / flat.std()
+    assert report["ks_distance"] == pytest.approx(stats.kstest(phi, "norm").statistic, rel=1e-9)
+    for entry in report["loss"]:
+        assert entry["actual"] == pytest.approx(_direct_loss(values, entry["bits"]), rel=1e-9)
+        assert entry["actual_per_channel"] == pytest.approx(
+            _direct_loss(values, entry["bits"], 0), rel=1e-9)
+
+
+def test_inspect_leaves_given_arrays_alone():
+    """Only a tensor read from a file is used as scratch space; a given array is not."""
+    values = RNG.normal(0, 1, (5, 7))
+    before = values.copy()
+    inspect_tensors([Tensor("w.weight", values, "weight")], bits=(2,))
+    np.testing.assert_array_equal(values, before)
+
+
+def test_threads_give_the_same_report_as_one():
+    values = RNG.laplace(0, 0.05, (40, 3, 3, 3))
+    one = tensor_report(values, bits=range(1, 9), channel_axis=0, jobs=1)
+    assert tensor_report(values, bits=range(1, 9), channel_axis=0, jobs=3) == one
 
 
 def _empirical(phi, lam, bits):

@@ -9,12 +9,15 @@ Readers
     compression ratio (:data:`MAX_RATIO`), so a lying header or a decompression bomb is a
     one-line :class:`FileFormatError` naming the file, not a MemoryError.
 
+    :func:`npy_info`, :func:`npz_members` and :func:`read_npz_member` read headers and single
+    members with the same checks, so a model file is read one tensor at a time. These are
+    the package's only ``.npy``/``.npz`` readers, with one set of limits.
+
 Writers
-    :func:`save_npz_atomic` and :func:`write_text_atomic` write to a uniquely named temporary
-    file beside the target and rename it into place: a failure (disk full, interrupt,
-    SIGTERM) keeps the previous file and removes the temporary one. Files get the
-    permissions the umask allows (0644 under umask 022), like any other file the user
-    creates.
+    :func:`save_npz_atomic`, :func:`npz_writer` (member by member) and
+    :func:`write_text_atomic` go through :mod:`ul2q_ref._atomic`, the one atomic writer: a
+    failure (disk full, interrupt, SIGTERM) keeps the previous file and removes the
+    temporary one, and files get the permissions the umask allows (0644 under umask 022).
 
 Quantised tensors
     :func:`save_quantized` writes the arrays ``codes``, ``alpha``, ``beta`` and the 0-d arrays
@@ -29,17 +32,19 @@ Quantised tensors
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from ._atomic import atomic_path, current_umask, write_text_atomic
 from .codebook import Quantized, check_quantized_parts
 
 FORMAT = "ul2q-ref/quantized-v2"
@@ -48,8 +53,15 @@ FORMAT = "ul2q-ref/quantized-v2"
 READABLE_FORMATS = ("ul2q-ref/quantized-v1", FORMAT)
 """Every format :func:`load_quantized` reads (v1: written by ul2q-ref 0.1.0, no profile)."""
 
-MAX_MEMBER_BYTES = 1 << 30
-"""The largest uncompressed ``.npz`` member :func:`read_npz` reads by default (1 GiB)."""
+DTYPES = ("<f2", "<f4", "<f8", ">f2", ">f4", ">f8", "=f2", "=f4", "=f8", "|f2", "|f4", "|f8")
+"""The reconstruction dtypes a quantised tensor may name (float16, float32, float64)."""
+
+PROFILES = ("exact", "paper", "caffe")
+"""The profiles a quantised tensor may name (:mod:`ul2q_ref.profiles`)."""
+
+MAX_MEMBER_BYTES = 1 << 34
+"""The largest uncompressed ``.npz`` member any reader accepts by default (16 GiB): the one
+limit of every ``.npy``/``.npz`` reader of the package, model files included."""
 
 MAX_RATIO = 100
 """The largest compression ratio of an ``.npz`` member above 1 MiB (a decompression bomb)."""
@@ -120,22 +132,78 @@ def _payload_size(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return count * dtype.itemsize
 
 
+def _read_array(handle: IO[bytes], shape: tuple[int, ...], fortran: bool, dtype: np.dtype,
+                source: str) -> np.ndarray:
+    """Read exactly shape × itemsize bytes of `handle` into one new array (no extra copy)."""
+    array = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+    if array.size:
+        read_into(handle, array.reshape(-1).view(np.uint8).data, source)
+    return array.T if fortran else array
+
+
+def read_into(handle: IO[bytes], view: memoryview, source: str) -> None:
+    """Fill `view` from `handle` (as many reads as it takes); FileFormatError naming
+    `source` if the data ends first."""
+    filled = 0
+    while filled < len(view):
+        count = handle.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not count:
+            raise FileFormatError(f"{source}: truncated: expected {len(view)} bytes of data, "
+                                  f"got {filled}")
+        filled += count
+
+
 def _array_from(data: bytes | bytearray, shape: tuple[int, ...], fortran: bool,
                 dtype: np.dtype) -> np.ndarray:
     array = np.frombuffer(bytearray(data), dtype=dtype) if data else np.empty(0, dtype)
     return array.reshape(shape, order="F" if fortran else "C")
 
 
-def _read_exactly(handle: IO[bytes], size: int, source: str) -> bytes:
-    data = handle.read(size)
-    if len(data) != size:
-        raise FileFormatError(f"{source}: truncated: expected {size} bytes of data, "
-                              f"got {len(data)}")
-    return data
+@dataclass(frozen=True)
+class ArrayInfo:
+    """What a ``.npy`` header (of a file or an ``.npz`` member) says: checked, not read."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+
+
+def npy_info(path: str | os.PathLike[str]) -> ArrayInfo:
+    """The header of the ``.npy`` file `path`, checked against the file's size (no data read).
+
+    Raises FileNotFoundError or :class:`FileFormatError` as :func:`read_npy` does.
+    """
+    source = os.fspath(path)
+    with open_regular(path) as handle:
+        shape, fortran, dtype = _checked_npy_header(handle, source)
+    return ArrayInfo(Path(source).stem, shape, dtype, fortran)
+
+
+def _checked_npy_header(handle: IO[bytes], source: str) -> tuple[tuple[int, ...], bool,
+                                                                 np.dtype]:
+    head = handle.read(6)
+    if head[:4] == b"PK\x03\x04":
+        raise FileFormatError(f"{source}: is an .npz archive; pass a single-array .npy file")
+    if head != b"\x93NUMPY":
+        raise FileFormatError(f"{source}: not a .npy file (it does not start with the NumPy "
+                              "header)")
+    handle.seek(0)
+    shape, fortran, dtype = _npy_header(handle, source)
+    expected = _payload_size(shape, dtype)
+    actual = os.fstat(handle.fileno()).st_size - handle.tell()
+    if actual != expected:
+        raise FileFormatError(
+            f"{source}: the header claims {dtype} {shape} ({expected} bytes) but the file "
+            f"holds {actual} bytes of data ({'truncated' if actual < expected else 'extra data'})"
+        )
+    return shape, fortran, dtype
 
 
 def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a ``.npy`` file after checking that its header matches its size.
+
+    The data is read straight into the one array returned (peak memory: the array).
 
     Raises
     ------
@@ -148,24 +216,8 @@ def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
     """
     source = os.fspath(path)
     with open_regular(path) as handle:
-        head = handle.read(6)
-        if head[:4] == b"PK\x03\x04":
-            raise FileFormatError(f"{source}: is an .npz archive; pass a single-array .npy "
-                                  "file")
-        if head != b"\x93NUMPY":
-            raise FileFormatError(f"{source}: not a .npy file (it does not start with the "
-                                  "NumPy header)")
-        handle.seek(0)
-        shape, fortran, dtype = _npy_header(handle, source)
-        expected = _payload_size(shape, dtype)
-        actual = os.fstat(handle.fileno()).st_size - handle.tell()
-        if actual != expected:
-            raise FileFormatError(
-                f"{source}: the header claims {dtype} {shape} ({expected} bytes) but the file "
-                f"holds {actual} bytes of data "
-                f"({'truncated' if actual < expected else 'extra data'})"
-            )
-        return _array_from(_read_exactly(handle, expected, source), shape, fortran, dtype)
+        shape, fortran, dtype = _checked_npy_header(handle, source)
+        return _read_array(handle, shape, fortran, dtype, source)
 
 
 def read_npy_bytes(content: bytes, source: str) -> np.ndarray:
@@ -182,14 +234,8 @@ def read_npy_bytes(content: bytes, source: str) -> np.ndarray:
     return _array_from(content[handle.tell():], shape, fortran, dtype)
 
 
-def read_npz(path: str | os.PathLike[str], *, max_member_bytes: int = MAX_MEMBER_BYTES,
-             max_ratio: float = MAX_RATIO) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` archive, checking sizes before reading any.
-
-    Each member's uncompressed size must be at most `max_member_bytes` and, above 1 MiB, at
-    most `max_ratio` times its compressed size; each member's ``.npy`` header must match its
-    size exactly. CRC errors, truncation and bad headers are :class:`FileFormatError`.
-    """
+@contextlib.contextmanager
+def _open_npz(path: str | os.PathLike[str]) -> Iterator[zipfile.ZipFile]:
     source = os.fspath(path)
     with open_regular(path) as handle:
         if handle.read(6) == b"\x93NUMPY":
@@ -201,13 +247,74 @@ def read_npz(path: str | os.PathLike[str], *, max_member_bytes: int = MAX_MEMBER
             raise FileFormatError(
                 f"{source}: not a readable .npz archive ({_first_line(error)})") from None
         with archive:
-            members = archive.infolist()
-            for info in members:
-                _check_member(info, source, max_member_bytes, max_ratio)
-            arrays: dict[str, np.ndarray] = {}
-            for info in members:
-                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                arrays[name] = _read_member(archive, info, f"{source}: member {name!r}")
+            yield archive
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    return info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+
+
+def npz_members(path: str | os.PathLike[str], *, max_member_bytes: int = MAX_MEMBER_BYTES,
+                max_ratio: float = MAX_RATIO) -> list[ArrayInfo]:
+    """The checked header of every member of an ``.npz`` archive, reading no array data.
+
+    Every member passes the size checks of :func:`read_npz` (uncompressed size, compression
+    ratio, ``.npy`` header against the member's size) before this returns.
+    """
+    source = os.fspath(path)
+    found = []
+    with _open_npz(path) as archive:
+        for info in archive.infolist():
+            _check_member(info, source, max_member_bytes, max_ratio)
+        for info in archive.infolist():
+            name = _member_name(info)
+            where = f"{source}: member {name!r}"
+            try:
+                with archive.open(info) as member:
+                    shape, fortran, dtype = _member_header(member, info, where)
+            except FileFormatError:
+                raise
+            except Exception as error:  # noqa: BLE001 - zipfile/zlib raise many types
+                raise FileFormatError(f"{where}: unreadable ({_first_line(error)})") from None
+            found.append(ArrayInfo(name, shape, dtype, fortran))
+    return found
+
+
+def read_npz_member(path: str | os.PathLike[str], name: str, *,
+                    max_member_bytes: int = MAX_MEMBER_BYTES,
+                    max_ratio: float = MAX_RATIO) -> np.ndarray:
+    """One array of an ``.npz`` archive (member ``NAME.npy``), with every check of
+    :func:`read_npz`; only that member is read."""
+    source = os.fspath(path)
+    with _open_npz(path) as archive:
+        try:
+            info = archive.getinfo(f"{name}.npy")
+        except KeyError:
+            try:
+                info = archive.getinfo(name)
+            except KeyError:
+                raise FileFormatError(f"{source}: has no member {name!r}") from None
+        _check_member(info, source, max_member_bytes, max_ratio)
+        return _read_member(archive, info, f"{source}: member {name!r}")
+
+
+def read_npz(path: str | os.PathLike[str], *, max_member_bytes: int = MAX_MEMBER_BYTES,
+             max_ratio: float = MAX_RATIO) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` archive, checking sizes before reading any.
+
+    Each member's uncompressed size must be at most `max_member_bytes` and, above 1 MiB, at
+    most `max_ratio` times its compressed size; each member's ``.npy`` header must match its
+    size exactly. CRC errors, truncation and bad headers are :class:`FileFormatError`.
+    """
+    source = os.fspath(path)
+    with _open_npz(path) as archive:
+        members = archive.infolist()
+        for info in members:
+            _check_member(info, source, max_member_bytes, max_ratio)
+        arrays: dict[str, np.ndarray] = {}
+        for info in members:
+            name = _member_name(info)
+            arrays[name] = _read_member(archive, info, f"{source}: member {name!r}")
     return arrays
 
 
@@ -222,26 +329,47 @@ def _check_member(info: zipfile.ZipInfo, source: str, max_bytes: int, max_ratio:
         )
 
 
+def check_zip_members(path: str | os.PathLike[str]) -> None:
+    """The size checks of :func:`read_npz` on every member of any zip archive (e.g. a
+    PyTorch file), before a library inflates it; FileFormatError naming `path`."""
+    source = os.fspath(path)
+    with open_regular(path) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+            raise FileFormatError(f"{source}: not a readable zip archive "
+                                  f"({_first_line(error)})") from None
+        with archive:
+            for info in archive.infolist():
+                _check_member(info, source, MAX_MEMBER_BYTES, MAX_RATIO)
+
+
+def _member_header(member: IO[bytes], info: zipfile.ZipInfo, source: str
+                   ) -> tuple[tuple[int, ...], bool, np.dtype]:
+    shape, fortran, dtype = _npy_header(member, source)
+    expected = _payload_size(shape, dtype)
+    header_size = member.tell()
+    if info.file_size - header_size != expected:
+        raise FileFormatError(
+            f"{source}: the header claims {expected} bytes of data, the member holds "
+            f"{info.file_size - header_size}")
+    return shape, fortran, dtype
+
+
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.ndarray:
     try:
         with archive.open(info) as member:
-            shape, fortran, dtype = _npy_header(member, source)
-            expected = _payload_size(shape, dtype)
-            header_size = member.tell()
-            if info.file_size - header_size != expected:
-                raise FileFormatError(
-                    f"{source}: the header claims {expected} bytes of data, the member holds "
-                    f"{info.file_size - header_size}")
-            data = _read_exactly(member, expected, source)
+            shape, fortran, dtype = _member_header(member, info, source)
+            array = _read_array(member, shape, fortran, dtype, source)
             member.read(1)  # reach the end, where zipfile checks the CRC
     except FileFormatError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
             RuntimeError) as error:  # zlib.error is an Exception subclass handled below
         raise FileFormatError(f"{source}: unreadable ({_first_line(error)})") from None
-    except Exception as error:  # zlib.error, lzma/bz2 errors: corrupt compressed data
+    except Exception as error:  # noqa: BLE001 - zlib.error, lzma/bz2: corrupt data
         raise FileFormatError(f"{source}: corrupt data ({_first_line(error)})") from None
-    return _array_from(data, shape, fortran, dtype)
+    return array
 
 
 def _first_line(error: BaseException) -> str:
@@ -252,58 +380,36 @@ def _first_line(error: BaseException) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def current_umask() -> int:
-    """The process's umask (read without changing it where /proc allows)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.",
-                                                 suffix=".tmp")
-    except OSError as error:
-        raise OSError(error.errno, f"cannot write: {error.strerror}", str(target)) from None
-    try:
-        os.fchmod(descriptor, 0o666 & ~current_umask())
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise OSError(error.errno or errno.EIO, f"cannot write: {error.strerror or error}",
-                      str(target)) from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_npz_atomic(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
     """Write `arrays` to `path` as an uncompressed ``.npz``, atomically.
 
-    The data goes to a uniquely named temporary file in the same directory, which then
-    replaces `path` in one step (``os.replace``): a crash leaves either the old file or the
-    new one, never a truncated file, and a failed write removes the temporary file. `path` is
-    used exactly as given (no ``.npz`` is appended). Raises OSError naming `path`.
+    Written member by member through :func:`npz_writer` (the one atomic writer of
+    :mod:`ul2q_ref._atomic`): a crash leaves either the old file or the new one, never a
+    truncated file, and a failed write removes the temporary file. `path` is used exactly
+    as given (no ``.npz`` is appended). Raises OSError naming `path`.
     """
-    _write_atomic(path, lambda handle: np.savez(handle, **arrays))
+    with npz_writer(path) as add:
+        for name, array in arrays.items():
+            add(name, array)
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically, like :func:`save_npz_atomic`."""
-    _write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+@contextlib.contextmanager
+def npz_writer(path: str | os.PathLike[str]) -> Iterator[Callable[[str, Any], None]]:
+    """Yield ``add(name, array)`` that appends one array to an ``.npz`` written atomically.
+
+    The archive is built in a temporary file beside `path` (uncompressed, ZIP64 so that
+    members may exceed 4 GiB), one member at a time, so a model can be written while only
+    one of its tensors is in memory; on success it replaces `path` (``os.replace``), on any
+    error it is removed. Arrays are written with ``allow_pickle=False``.
+    """
+    with atomic_path(path) as temporary, \
+            zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+
+        def add(name: str, array: Any) -> None:
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+        yield add
 
 
 # --------------------------------------------------------------------------- quantised tensors
@@ -363,7 +469,7 @@ def quantized_from_arrays(arrays: Any, source: str = "the arrays") -> Quantized:
     zero_point = float(_scalar(arrays, "zero_point", "fiu", source))
     axis = int(_scalar(arrays, "axis", "iu", source)) if "axis" in arrays else None
     profile = _scalar(arrays, "profile", "U", source) if "profile" in arrays else "exact"
-    if profile not in ("exact", "paper", "caffe") or (profile != "exact" and scheme != "ul2q"):
+    if profile not in PROFILES or (profile != "exact" and scheme != "ul2q"):
         raise ValueError(f"{source}: profile {profile!r} is not valid for scheme {scheme!r}")
     codes = np.asarray(arrays["codes"])
     alpha = np.asarray(arrays["alpha"])
@@ -380,8 +486,9 @@ def quantized_from_arrays(arrays: Any, source: str = "the arrays") -> Quantized:
     dtype = np.dtype(np.float64)
     if "dtype" in arrays:
         text = _scalar(arrays, "dtype", "U", source)
-        if text not in ("<f4", "<f8", ">f4", ">f8", "=f4", "=f8", "|f4", "|f8"):
-            raise ValueError(f"{source}: dtype must be float32 or float64, got {text!r}")
+        if text not in DTYPES:
+            raise ValueError(f"{source}: dtype must be float16, float32 or float64, got "
+                             f"{text[:40]!r}")
         dtype = np.dtype(text).newbyteorder("=")
     alpha = alpha.astype(np.float64)
     beta = beta.astype(np.float64)
@@ -398,9 +505,35 @@ def quantized_from_arrays(arrays: Any, source: str = "the arrays") -> Quantized:
 
     std = None
     if "std" in arrays:
-        std = np.asarray(arrays["std"], dtype=np.float64)
+        std = np.asarray(arrays["std"])
+        if std.dtype.kind != "f" or std.shape != alpha.shape:
+            raise ValueError(f"{source}: std must be floats shaped like alpha {alpha.shape}, "
+                             f"got {std.dtype} {std.shape}")
+        std = std.astype(np.float64)
+    _check_nan_alpha(codes, alpha, std, axis, profile, source)
+    if std is not None:
         std = std if axis is not None else np.float64(std.reshape(-1)[0])
     return ProfileQuantized(**fields, profile=profile, std=std)
+
+
+def _check_nan_alpha(codes: np.ndarray, alpha: np.ndarray, std: np.ndarray | None,
+                     axis: int | None, profile: str, source: str) -> None:
+    """A NaN α is the caffe profile's mark of a channel whose float32 variance came out
+    negative: σ is NaN there too and every code of that channel is 0 (its ŵ is NaN, as in
+    Caffe). Anything else with a NaN α is a tampered file."""
+    nan = np.isnan(alpha.reshape(-1))
+    if not nan.any():
+        return
+    if std is None or not np.array_equal(nan, np.isnan(std.reshape(-1))):
+        raise ValueError(f"{source}: alpha is NaN where std is not (a {profile} result has a "
+                         "NaN alpha only where its float32 variance was negative)")
+    if axis is None:
+        stray = bool(np.any(codes != 0))
+    else:
+        rows = np.moveaxis(codes, axis, 0)
+        stray = any(bool(np.any(rows[i] != 0)) for i in np.flatnonzero(nan))
+    if stray:
+        raise ValueError(f"{source}: codes must be 0 where alpha is NaN")
 
 
 def save_quantized(path: str | os.PathLike[str], quantized: Quantized) -> None:
@@ -422,3 +555,11 @@ def load_quantized(path: str | os.PathLike[str]) -> Quantized:
         return quantized_from_arrays(arrays, source=os.fspath(path))
     except ValueError as error:
         raise FileFormatError(str(error)) from None
+
+
+__all__ = ["DTYPES", "FORMAT", "MAX_MEMBER_BYTES", "MAX_RATIO", "PROFILES", "READABLE_FORMATS",
+           "ArrayInfo", "FileFormatError", "check_zip_members", "current_umask",
+           "load_quantized", "npy_info", "npz_members", "npz_writer", "open_regular",
+           "quantized_arrays", "quantized_from_arrays", "read_into", "read_npy", "read_npy_bytes",
+           "read_npz", "read_npz_member", "save_npz_atomic", "save_quantized",
+           "write_text_atomic"]

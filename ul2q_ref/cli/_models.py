@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from typing import Any
 
+from .._atomic import write_text_atomic
 from ..weights import Model, ModelFileError, inspect_tensors, read_model, select_weights
-from ..weights.readers import Tensor
+from ..weights.tensors import Tensor
 from ._common import CommandError
 
 MODEL_HELP = (".npz (arrays, checkpoint, integer or quantised model), .npy, .safetensors, "
@@ -23,6 +26,34 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
                         help="leave out the tensors whose name matches (repeatable)")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def jobs_value(text: str) -> int:
+    """Parse ``--jobs``: ``auto`` (every usable core) or a positive integer."""
+    if text.strip().lower() == "auto":
+        return usable_cores()
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number of threads, "
+                                         f"got {text!r}")
+    return value
+
+
+def add_jobs(parser: argparse.ArgumentParser) -> None:
+    """``--jobs N|auto``: threads that measure each tensor's bit widths side by side."""
+    parser.add_argument("--jobs", type=jobs_value, default="auto", metavar="N",
+                        help="threads per tensor (default: auto, every usable core)")
+
+
 def load(args: argparse.Namespace, path: str) -> tuple[Model, list[Tensor]]:
     """Read the model file and select its weight tensors, as one-line CommandErrors."""
     try:
@@ -34,10 +65,17 @@ def load(args: argparse.Namespace, path: str) -> tuple[Model, list[Tensor]]:
         raise CommandError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
+def write_json(path: str, document: Any) -> None:
+    """Write `document` as indented JSON to `path`, atomically (:mod:`ul2q_ref._atomic`)."""
+    write_text_atomic(path, json.dumps(document, indent=1) + "\n")
+
+
 def measure(path: str, tensors: list[Tensor], *args: Any, **options: Any) -> list[dict]:
     """:func:`~ul2q_ref.weights.inspect_tensors`, its errors as CommandErrors naming `path`."""
     try:
         return inspect_tensors(tensors, *args, **options)
+    except ModelFileError as error:
+        raise CommandError(str(error)) from None
     except ValueError as error:
         raise CommandError(f"{path}: {error}") from None
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..weights import ModelFileError, bits_for, quantize_model, read_plan, save_quantized_model
+from ..weights import ModelFileError, bits_for, quantize_model, read_plan
 from ._common import CommandError, check_output
-from ._models import load, table
+from ._models import load, progress, table
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -25,19 +25,19 @@ def run_model(args: argparse.Namespace) -> int:
     model, tensors = load(args, args.input)
     try:
         widths = bits_for(tensors, args.bits, plan)
-        arrays, rows = quantize_model(model, tensors, widths, axis=args.axis)
-    except (TypeError, ValueError) as error:
-        if isinstance(error, ModelFileError):
-            raise CommandError(str(error)) from None
+    except ValueError as error:
         raise CommandError(f"{args.plan or args.input}: {error}") from None
     try:
-        save_quantized_model(args.output, arrays)
+        rows = quantize_model(model, tensors, widths, args.output, axis=args.axis,
+                              progress=progress(not getattr(args, "quiet", True)))
+    except ModelFileError as error:
+        raise CommandError(str(error)) from None
     except OSError as error:
         raise CommandError(f"{args.output}: cannot be written ({error.strerror or error})") \
             from None
     where = "per tensor" if args.axis is None else "per output channel"
-    total = sum(len(t.array.reshape(-1)) for t in tensors)
-    bits = sum(widths[t.name] * t.array.size for t in tensors)
+    total = sum(t.size for t in tensors)
+    bits = sum(widths[t.name] * t.size for t in tensors)
     print(f"quantised {len(rows)} weight tensors of {args.input} ({total:,} weights, "
           f"{bits / total:.4g} bits per weight) with μL2Q, {where}; "
           f"{len(model.tensors) - len(rows)} other tensors kept in float")

@@ -39,12 +39,11 @@ def run(args: argparse.Namespace) -> int:
         model = read_model(args.input)
         if model.format not in QUANTISED_KINDS:
             raise CommandError(f"{args.input}: holds no quantised tensors ({model.format})")
-        tensors = {t.name: t.array for t in model.tensors}
-        write_float_model(args.output, tensors)
+        count = write_float_model(args.output, model.tensors)
     except ModelFileError as error:
         raise CommandError(str(error)) from None
     except OSError as error:
         raise CommandError(f"{args.output}: cannot be written ({error.strerror or error})") \
             from None
-    print(f"wrote {args.output}: {len(tensors)} tensors")
+    print(f"wrote {args.output}: {count} tensors")
     return 0

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from .. import HAVE_FAST
 from ._common import CommandError, bit_widths, check_output
-from ._models import MODEL_HELP, add_selection, load, measure, progress, table
+from ._models import (
+    MODEL_HELP,
+    add_jobs,
+    add_selection,
+    load,
+    measure,
+    progress,
+    table,
+    write_json,
+)
 
 FORMAT = "ul2q-ref/inspect-v1"
 
@@ -36,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="write a histogram and QQ plot per layer and a summary (PNG)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT.json")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_jobs(parser)
     parser.set_defaults(run=run)
 
 
@@ -53,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                 from None
     model, tensors = load(args, args.model)
     start = time.perf_counter()
-    rows = measure(args.model, tensors, args.bits, progress=progress(not args.quiet))
+    rows = measure(args.model, tensors, args.bits, progress=progress(not args.quiet),
+                   jobs=args.jobs)
     seconds = time.perf_counter() - start
     print(f"{args.model}: {model.format}, {len(tensors)} weight tensors, "
           f"{sum(r['n'] for r in rows):,} weights ({seconds:.1f} s, "
@@ -72,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         document = {"format": FORMAT, "source": args.model, "file_format": model.format,
                     "bits": args.bits, "backend": "fast" if HAVE_FAST else "reference",
                     "seconds": seconds, "layers": rows}
-        Path(args.json).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        write_json(args.json, document)
         print(f"\nwrote {args.json}")
     if args.figures:
         write_figures(Path(args.figures), tensors, rows)
@@ -123,7 +133,7 @@ def write_figures(folder: Path, tensors: list, rows: list[dict]) -> None:
     for tensor, row in zip(tensors, rows, strict=True):
         if row["std"] > 0:
             target = folder / f"{file_name(row['name'])}.png"
-            layer_figure(tensor.array, row, target)
+            layer_figure(tensor.load(), row, target)
             written.append(target.name)
     summary_figure(rows, folder / "summary.png")
     print(f"wrote {len(written) + 1} figures to {folder} (summary.png and one per layer)",

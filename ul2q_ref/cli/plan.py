@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from ..weights import capacity_bits, plan_bits
-from ..weights.plan import PLAN_FORMAT
+from ..weights.plan import PLAN_FORMAT, check_pins
 from ._common import CommandError, bit_widths, check_output
-from ._models import MODEL_HELP, add_selection, load, measure, progress, table
+from ._models import (
+    MODEL_HELP,
+    add_jobs,
+    add_selection,
+    load,
+    measure,
+    progress,
+    table,
+    write_json,
+)
 
 
 def _pin(text: str) -> tuple[str, int]:
@@ -64,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="plan.json", help="write the plan as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite plan.json")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_jobs(parser)
     parser.set_defaults(run=run)
 
 
@@ -72,12 +80,18 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.output, args.force)
     model, tensors = load(args, args.model)
     pins = dict(args.pin)
+    total = sum(tensor.size for tensor in tensors)
+    try:  # every option checked before any layer is measured
+        check_pins(pins, {n for t in tensors for n in (t.name, t.layer)},
+                   [t.layer for t in tensors])
+        capacity = capacity_bits(total, args.budget, args.size)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     widths = sorted(set(args.bits) | set(pins.values()))
     rows = measure(args.model, tensors, widths, per_channel=args.axis is not None,
-                   best_step=False, progress=progress(not args.quiet))
-    total = sum(row["n"] for row in rows)
+                   best_step=False, progress=progress(not args.quiet), jobs=args.jobs,
+                   shape_statistics=False)
     try:
-        capacity = capacity_bits(total, args.budget, args.size)
         result = plan_bits(rows, capacity, args.bits, pins=pins, gaussian=args.gaussian,
                            per_channel=args.axis is not None)
     except ValueError as error:
@@ -109,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         document = {"format": PLAN_FORMAT, "source": args.model, "objective": objective,
                     "axis": args.axis, "budget": args.budget, "size": args.size,
                     "pins": pins, **result}
-        Path(args.output).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        write_json(args.output, document)
         print(f"\nwrote {args.output}")
     return 0
 

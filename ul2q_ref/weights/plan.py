@@ -25,16 +25,24 @@ two-layer example where it loses); the tests compare :func:`solve` with brute fo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from .. import expected_loss, optimal_lambda
+from .._json import JSONLimitError, read_json
+from .tensors import some_names
 
 PLAN_FORMAT = "ul2q-ref/bits-plan-v1"
+"""The format of a plan file (written by ``ul2q-ref plan -o``, read by :func:`read_plan`)."""
+
+MAX_CAPACITY = (1 << 63) - 1
+"""The largest budget in bits a plan accepts: every sum of costs fits a signed 64-bit int."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,11 @@ def solve(options: Sequence[Sequence[tuple[int, float]]], capacity: int) -> Solu
         If even the cheapest options exceed `capacity`.
     """
     cheapest = [min(cost for cost, _ in layer) for layer in options]
+    dearest = sum(max(cost for cost, _ in layer) for layer in options)
+    if dearest > MAX_CAPACITY:
+        raise ValueError(f"the widest widths cost {dearest} in all, beyond the 2^63 a plan "
+                         "can count")
+    capacity = min(capacity, dearest)  # a larger budget allows nothing more: no overflow
     if sum(cheapest) > capacity:
         raise ValueError(f"the cheapest widths need {sum(cheapest)}, more than the {capacity} "
                          "allowed")
@@ -127,19 +140,39 @@ def capacity_bits(total_weights: int, budget: str | None = None, size: int | Non
     """C in bits: ⌊B × Σ n_l⌋ for an average budget `budget` (a decimal string), or 8 × `size`.
 
     The budget is read as an exact fraction, so 2.5 bits for 10 weights is 25 bits exactly.
+    A budget whose C reaches 2^63 bits (``--budget 1e308``) is refused, so the exact
+    programme's integer costs cannot overflow.
     """
     if budget is not None:
-        try:
-            value = Fraction(budget)
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"--budget must be a number of bits per weight, got {budget!r}") \
-                from None
-        if value <= 0:
-            raise ValueError(f"--budget must be positive, got {budget}")
-        return int(value * total_weights)  # floor for a positive fraction
-    if size is None or size <= 0:
-        raise ValueError("give --budget BITS or --size BYTES (positive)")
-    return 8 * int(size)
+        value = _budget_fraction(budget)
+        capacity = int(value * total_weights)  # floor for a positive fraction
+        what = f"--budget {budget} × {total_weights:,} weights"
+    else:
+        if size is None or isinstance(size, bool) or size <= 0:
+            raise ValueError("give --budget BITS or --size BYTES (positive)")
+        capacity = 8 * int(size)
+        what = f"--size {size}"
+    if capacity > MAX_CAPACITY:
+        raise ValueError(f"{what} is {capacity:.3e} bits, beyond the 2^63 a plan can count; "
+                         "give a budget of at most a few bits per weight")
+    return capacity
+
+
+def _budget_fraction(budget: str) -> Fraction:
+    """`budget` as an exact positive fraction; its decimal exponent is bounded first, so
+    ``1e999999999`` is refused at once instead of computing 10^999999999."""
+    text = str(budget).strip()
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"--budget must be a number of bits per weight, got {text[:40]!r}") \
+            from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"--budget must be a positive number, got {text[:40]}")
+    if not -40 <= number.adjusted() <= 40:
+        raise ValueError(f"--budget {text[:40]} is out of range (a number of bits per weight, "
+                         "such as 2.5)")
+    return Fraction(number)
 
 
 def plan_bits(
@@ -176,10 +209,7 @@ def plan_bits(
     """
     pins = dict(pins or {})
     known = {name for row in rows for name in (row["layer"], row["name"])}
-    unknown = sorted(set(pins) - known)
-    if unknown:
-        raise ValueError(f"--pin names unknown layers {unknown}; the layers are "
-                         f"{[row['layer'] for row in rows]}")
+    check_pins(pins, known, [row["layer"] for row in rows])
     options, widths = [], []
     for row in rows:
         errors = layer_errors(row, gaussian=gaussian, per_channel=per_channel)
@@ -221,25 +251,47 @@ def plan_bits(
     }
 
 
-def read_plan(path: str) -> dict[str, int]:
-    """The ``{"layers": {name: bits}}`` of a plan file, validated (bits 1 to 16)."""
-    import json
+def check_pins(pins: Mapping[str, int], known: set[str], layers: Sequence[str]) -> None:
+    """Raise ValueError (one capped line) if a pin names no layer or tensor in `known`."""
+    unknown = sorted(set(pins) - known)
+    if unknown:
+        raise ValueError(f"--pin names unknown layers: {some_names(unknown)} ({len(unknown)} "
+                         f"in all); the layers are {some_names(list(layers))}")
 
+
+MAX_PLAN_BYTES = 64 << 20
+"""The largest plan file read (64 MiB)."""
+
+
+def read_plan_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON document of a plan file, with ``layers`` an object: the one plan reader.
+
+    Bounded (:func:`ul2q_ref._json.read_json`: at most :data:`MAX_PLAN_BYTES`, nested at
+    most 64 deep), so a hostile file is one ValueError line naming it. The values of
+    ``layers`` are not checked here (:func:`read_plan` does, for integer widths).
+    """
+    source = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
+        document = read_json(source, max_bytes=MAX_PLAN_BYTES)
     except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a JSON file ({error})") from None
+        raise ValueError(f"{source}: cannot be read ({error.strerror or error})") from None
+    except JSONLimitError as error:
+        raise ValueError(str(error)) from None
     layers = document.get("layers") if isinstance(document, dict) else None
     if not isinstance(layers, dict) or not layers:
-        raise ValueError(f'{path}: not a plan (expected {{"layers": {{name: bits, ...}}}})')
+        raise ValueError(f'{source}: not a plan (expected {{"layers": {{name: bits, ...}}}})')
+    return document
+
+
+def read_plan(path: str | os.PathLike[str]) -> dict[str, int]:
+    """The ``{"layers": {name: bits}}`` of a plan file, validated (bits 1 to 16)."""
+    layers = read_plan_document(path)["layers"]
     for name, bits in layers.items():
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
-            raise ValueError(f"{path}: layer {name}: bits must be an integer 1 to 16, got {bits!r}")
+            raise ValueError(f"{os.fspath(path)}: layer {name[:100]}: bits must be an integer "
+                             f"1 to 16, got {str(bits)[:40]}")
     return dict(layers)
 
 
-__all__ = ["PLAN_FORMAT", "Solution", "capacity_bits", "layer_errors", "plan_bits",
-           "read_plan", "solve"]
+__all__ = ["MAX_CAPACITY", "PLAN_FORMAT", "Solution", "capacity_bits", "check_pins",
+           "layer_errors", "plan_bits", "read_plan", "read_plan_document", "solve"]
