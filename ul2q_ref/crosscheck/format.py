@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from .._atomic import write_atomic, write_text_atomic
 from ..gaussian import PAPER_TABLE_I, optimal_lambda
 from ..io import _npy_header as read_npy_header  # the one .npy header parser (io.py)
 from ..io import open_regular, read_npy_bytes
@@ -162,22 +163,10 @@ def write_suite(directory: str | os.PathLike[str], cases: list[Case] | None = No
     if written:
         data.mkdir(exist_ok=True)
     for name, content in written.items():
-        _atomic_write(data / name, content)
+        write_atomic(data / name, lambda handle, content=content: handle.write(content))
     path = target / "vectors.json"
-    _atomic_write(path, text.encode("utf-8"))
+    write_text_atomic(path, text)
     return path
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    """Write to a temporary name in the same directory, then rename (umask applies)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- loading

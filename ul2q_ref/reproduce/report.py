@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._atomic import write_text_atomic
 from .figures import INSTALL_HINT
 from .simulation import SCHEME_LABELS
 
@@ -30,19 +31,15 @@ RUN_LABELS = {
 def write_results(results: Mapping[str, Any], out: Path) -> Path:
     """Write `results` to ``out/results.json`` (atomically); return the path."""
     target = out / RESULTS_NAME
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False)
-                         + "\n", encoding="utf-8")
-    temporary.replace(target)
+    write_text_atomic(target, json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False)
+                      + "\n")
     return target
 
 
 def write_report(results: Mapping[str, Any], out: Path) -> Path:
     """Write :func:`render_report` of `results` to ``out/report.md``; return the path."""
     target = out / REPORT_NAME
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(render_report(results), encoding="utf-8")
-    temporary.replace(target)
+    write_text_atomic(target, render_report(results))
     return target
 
 
