@@ -240,7 +240,27 @@ def _(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
 # --------------------------------------------------------------------------- ul2q::fake_quantize
 
 
-def _fake_quantize_on_device(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+def check_op_arguments(w: Tensor, bits: int, axis: int | None, mode: str) -> int | None:
+    """The checks ``ul2q::fake_quantize`` makes on every path (kernel, device, fake):
+    a non-empty floating-point `w`, bits 1..16, `axis` in range, `mode` in :data:`MODES`.
+
+    Returns `axis` normalised to ``0..w.dim()-1``. The dispatcher has already turned the
+    arguments into the schema's types (``bits=True`` arrives as 1: only the Python functions,
+    which see the caller's object, can refuse a bool).
+    """
+    if not w.is_floating_point():
+        raise TypeError(f"w must be a floating-point tensor, got {w.dtype}; "
+                        f"convert it first, e.g. w.float()")
+    if w.numel() == 0:
+        raise ValueError(f"w is empty (shape {tuple(w.shape)}); it needs at least one value")
+    check_bits(bits)
+    check_mode(mode)
+    return check_axis(axis, w.dim())
+
+
+def _fake_quantize_on_device(w: Tensor, bits: int, axis: int | None = None,
+                             mode: str = "auto") -> Tensor:
+    axis = check_op_arguments(w, bits, axis, mode)
     _device_check_finite(w, "w")
     mean, std = _device_moments(w, axis, mode)
     alpha = optimal_lambda(bits) * std
@@ -253,17 +273,20 @@ _fake_quantize_op = torch.library.custom_op("ul2q::fake_quantize", _fake_quantiz
 
 
 @_fake_quantize_op.register_kernel("cpu")
-def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None = None, mode: str = "auto"
+                       ) -> Tensor:
     if not _use_kernel(w, mode):
         return _fake_quantize_on_device(w, bits, axis, mode)  # the device path, forced
+    axis = check_op_arguments(w, bits, axis, mode)
     array = _cpu.as_array(w, check=False)
     mean, std = _cpu.moments(array, axis)  # checks finiteness
     alpha = optimal_lambda(bits) * std
-    return _cpu.fake_quantize(array, alpha, mean, bits, axis, w.dtype)
+    return _cpu.fake_quantize(array, alpha, mean, bits, axis, w.dtype).reshape(w.shape)
 
 
 @_fake_quantize_op.register_fake
-def _(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+def _(w: Tensor, bits: int, axis: int | None = None, mode: str = "auto") -> Tensor:
+    check_op_arguments(w, bits, axis, mode)
     return torch.empty_like(w, memory_format=torch.contiguous_format)
 
 
@@ -276,16 +299,44 @@ _fake_quantize_op.register_autograd(_straight_through)
 
 
 @_fake_quantize_op.register_vmap
-def _(info: Any, in_dims: tuple[Any, ...], w: Tensor, bits: int, axis: int | None,
-      mode: str) -> tuple[Tensor, int]:
+def _(info: Any, in_dims: tuple[Any, ...], w: Tensor, bits: int, axis: int | None = None,
+      mode: str = "auto") -> tuple[Tensor, int]:
     """A batch of tensors quantised one by one: the batch dimension becomes a channel axis."""
     batched = w.movedim(in_dims[0], 0)
+    axis = check_op_arguments(batched[0], bits, axis, mode)
     if axis is None:
         return _fake_quantize_op(batched, bits, 0, mode), 0
     moved = batched.movedim(axis + 1, 1)  # (batch, channels, ...): one (α, β) per pair
     flat = moved.reshape(moved.shape[0] * moved.shape[1], *moved.shape[2:])
     out = _fake_quantize_op(flat, bits, 0, mode).reshape(moved.shape)
     return out.movedim(1, axis + 1), 0
+
+
+class StraightThrough(torch.autograd.Function):
+    """ŵ = ``ul2q::fake_quantize(w, …)`` forward, ∂L/∂w = ∂L/∂ŵ backward.
+
+    The public functions route the operator through this ``autograd.Function`` (it has a
+    ``setup_context`` and a generated vmap rule), so the ``torch.func`` transforms — ``grad``,
+    ``functional_call`` + ``grad``, ``vmap(grad)`` for per-sample gradients, ``jacrev`` — work
+    through quantised models: PyTorch 2.13 runs an operator's ``register_autograd`` formula
+    through a generated ``autograd.Function`` without ``setup_context``, which functorch refuses.
+    ``torch.compile`` and ``torch.export`` trace through it to the one ``ul2q::fake_quantize``
+    node per call.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+        return _fake_quantize_op(w, bits, axis, mode)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        """Nothing to save: the gradient passes through unchanged."""
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
+        return grad_output, None, None, None
 
 
 # --------------------------------------------------------------------------- public functions
@@ -354,7 +405,7 @@ def fake_quantize(w: Tensor, bits: int, axis: int | None = None, *, mode: str = 
                   ) -> Tensor:
     """The reconstruction ŵ of `w` in w's dtype, with the straight-through gradient."""
     w, bits, axis = _check(w, bits, axis)
-    return _fake_quantize_op(w, bits, axis, check_mode(mode))
+    return StraightThrough.apply(w, bits, axis, check_mode(mode))
 
 
 def ul2q(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto") -> Tensor:
@@ -363,14 +414,10 @@ def ul2q(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto") -
 
 
 class UL2QFunction(torch.autograd.Function):
-    """ŵ = μL2Q(w) forward, straight-through backward, as an ``autograd.Function``.
+    """``UL2QFunction.apply(w, bits, axis)``: :func:`ul2q` as an ``autograd.Function``.
 
-    :func:`ul2q` (the custom operator) is what ``torch.compile`` and ``torch.export`` see;
-    this class is for ``torch.func`` transforms (``grad``, ``vjp``, ``jacrev``), which
-    PyTorch 2.13 does not run through a custom operator's registered autograd formula
-    (its generated ``autograd.Function`` has no ``setup_context``):
-    ``torch.func.grad(lambda w: loss(UL2QFunction.apply(w, 2, 0)))(w)`` works, and so does
-    ``vmap`` (its rule is generated from the operator's own vmap rule).
+    Kept for code written when :func:`ul2q` did not support the ``torch.func`` transforms;
+    :func:`ul2q` now does (through :class:`StraightThrough`), so prefer it.
     """
 
     generate_vmap_rule = True
@@ -390,8 +437,10 @@ class UL2QFunction(torch.autograd.Function):
 
 __all__ = [
     "MODES",
+    "StraightThrough",
     "TorchQuantized",
     "UL2QFunction",
+    "check_op_arguments",
     "code_dtype",
     "decode",
     "encode",
