@@ -15,6 +15,8 @@ from ul2q_ref.torch import modules  # noqa: E402
 
 
 class Net(torch.nn.Module):
+    ul2q_classifier = "fc2"
+
     def __init__(self):
         super().__init__()
         self.conv1 = torch.nn.Conv2d(1, 3, 3)

@@ -31,6 +31,7 @@ class LeNet5(nn.Module):
     parameter layout as the NumPy trainer's ``lenet5``, so :func:`export_model` can write it."""
 
     ul2q_numpy_model = "lenet5"
+    ul2q_classifier = "fc2"
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, input_size: int = 28
                  ) -> None:
@@ -68,6 +69,8 @@ class Cifarnet(nn.Module):
     ReLU, avg-pool 3/2, LRN, conv3 64@5×5, ReLU, avg-pool 3/2, ip1 10 (pools round up, as
     Caffe's do: 32 → 16 → 8 → 4)."""
 
+    ul2q_classifier = "ip1"
+
     def __init__(self, in_channels: int = 3, num_classes: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 32, 5, padding=2)
@@ -91,6 +94,8 @@ class VGG7(nn.Module):
     """VGG7-64 with BatchNorm: 2×(conv 64) pool, 2×(conv 128) pool, 2×(conv 256) pool (3×3
     pad 1, each followed by BatchNorm + Scale, i.e. ``BatchNorm2d``, and ReLU; max-pool 2/2),
     ip1 1024, ReLU, dropout 0.5, ip2 10."""
+
+    ul2q_classifier = "ip2"
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64) -> None:
         super().__init__()
@@ -138,6 +143,7 @@ class ResNet18(nn.Module):
     convolution and keeps the last fully connected layer in float (``ul2q_skip``)."""
 
     ul2q_skip = ("fc",)
+    ul2q_classifier = "fc"
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3) -> None:
         super().__init__()

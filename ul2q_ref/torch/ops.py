@@ -449,3 +449,7 @@ __all__ = [
     "quantize",
     "ul2q",
 ]
+
+from . import decompose as _decompose  # noqa: E402  (needs the operator defined above)
+
+_decompose.register()
