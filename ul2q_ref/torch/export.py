@@ -28,6 +28,7 @@ from .. import io as uq_io
 from ..api import quantize as reference_quantize
 from .modules import quantized_layers, quantized_parameters, remove_quantization
 
+
 def _full_precision(module: nn.Module, part: str) -> torch.Tensor:
     if part == "weight" and torch.nn.utils.parametrize.is_parametrized(module, "weight"):
         return module.parametrizations.weight.original

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +407,8 @@ def _choose(model: nn.Module, bits: int, *, axis: int | None,
     covered = {id(_tensor(m, t)) for _, m in model.named_modules()
                for t in weight_names(m, embeddings=True)}
     for name, parameter in model.named_parameters():
+        if isinstance(parameter, nn.parameter.UninitializedParameter):
+            continue
         if parameter.dim() >= 2 and id(parameter) not in covered:
             clean = name.replace(".parametrizations.", ".").replace(".original", "")
             report.entries.append(Coverage(clean, "Parameter", None, None,

@@ -1,0 +1,137 @@
+"""A 2-layer TransformerEncoder language model with the embedding tied to the head (the head
+defined first): every check of tests/torch_families, and quantize_model's options."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import torch_families as checks  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ul2q_ref import torch as bridge  # noqa: E402
+
+BITS = 2
+OPTIONS: dict = {}
+VOCAB, WIDTH = 11, 8
+
+
+class TinyLM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lm_head = nn.Linear(WIDTH, VOCAB, bias=False)  # defined first on purpose
+        self.embed = nn.Embedding(VOCAB, WIDTH)
+        layer = nn.TransformerEncoderLayer(WIDTH, 2, 16, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.lm_head.weight = self.embed.weight  # tied
+
+    def forward(self, tokens):
+        return self.lm_head(self.encoder(self.embed(tokens)))
+
+
+def build() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyLM().train()  # dropout 0: train mode avoids the eval-only fused fast path
+
+
+LAYERS = {f"encoder.layers.{i}.{name}": BITS for i in (0, 1)
+          for name in ("self_attn.in_proj_weight", "self_attn.out_proj.weight",
+                       "linear1.weight", "linear2.weight")}
+EXPECTED = {"lm_head.weight": 8, "embed.weight": 8, **LAYERS}  # the tie follows the head
+
+
+@pytest.fixture
+def quantised():
+    model = build()
+    parameters = len(list(model.parameters()))
+    report = bridge.quantize_model(model, BITS, **OPTIONS)
+    return model, report, parameters
+
+
+X = torch.randint(0, VOCAB, (2, 5))
+
+
+def test_coverage(quantised):
+    model, report, _ = quantised
+    checks.check_coverage(model, report, EXPECTED)
+    assert report.classifier == "lm_head"  # by name, not by definition order
+    assert model.embed.parametrizations.weight.original is \
+        model.lm_head.parametrizations.weight.original  # still one Parameter
+    assert "lm_head.weight" in {e.name for e in report.entries if "embed" in e.name
+                                for _ in [0]} or report.entries[1].tied == ("lm_head.weight",)
+
+
+def test_training_step(quantised):
+    model, _, _ = quantised
+    checks.check_training_step(model, X)
+
+
+def test_export_and_onnx(quantised, tmp_path):
+    model, _, _ = quantised
+    checks.check_export(model, X)
+    checks.check_onnx_dynamo(model, X, tmp_path)
+    checks.check_export_onnx(model, X, tmp_path)
+
+
+def test_state_remove_copy_and_second_call(quantised):
+    model, _, parameters = quantised
+    checks.check_state_dict_round_trip(build, BITS, OPTIONS, model, X)
+    checks.check_remove_deepcopy_and_second_call(model, X, parameters, BITS)
+
+
+def test_meta_and_low_precision():
+    checks.check_meta_and_low_precision(build, BITS, OPTIONS, X)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_compile_fullgraph(quantised):
+    model, _, _ = quantised
+    checks.check_compile(model, X)
+
+
+# --------------------------------------------------------------------------- the options
+
+
+def test_embeddings_are_opt_in_and_an_untied_embedding_stays_float():
+    model = build()
+    model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())  # untie
+    report = bridge.quantize_model(model, BITS)
+    assert report["embed"] is None
+    assert report.float_tensors()["embed.weight"] == "embedding (opt-in: embeddings=True)"
+    assert bridge.quantize_model(_untied(), BITS, embeddings=True)["embed"] == BITS
+
+
+def _untied() -> nn.Module:
+    model = build()
+    model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())
+    return model
+
+
+def test_filter_fn_types_and_skip():
+    report = bridge.quantize_model(build(), BITS,
+                                   filter_fn=lambda module, fqn: "layers.0" not in fqn)
+    assert report["encoder.layers.0.linear1"] is None and report["encoder.layers.1.linear1"] == 2
+    assert report.float_tensors()["encoder.layers.0.linear1.weight"] == \
+        "filter_fn returned False"
+    report = bridge.quantize_model(build(), BITS, types=(nn.MultiheadAttention,))
+    assert report["encoder.layers.0.self_attn.in_proj_weight"] == 2
+    assert report["encoder.layers.0.linear1"] is None
+    report = bridge.quantize_model(build(), BITS, skip=["encoder.layers.1", nn.Linear])
+    assert report["encoder.layers.1.self_attn.in_proj_weight"] is None  # parent name
+    assert report["encoder.layers.0.self_attn.in_proj_weight"] == 2
+    assert report["encoder.layers.0.linear2"] is None  # by type
+    assert report["lm_head"] is None and report["embed"] is None  # a skipped tie: float
+    with pytest.raises(ValueError, match="skip names 'encoder.layer9'"):
+        bridge.quantize_model(build(), BITS, skip=["encoder.layer9"])
+    with pytest.raises(ValueError, match="classifier='nope' is not a Linear layer"):
+        bridge.quantize_model(build(), BITS, classifier="nope")
+
+
+def test_a_lazy_layer_is_reported_not_raised():
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2))
+    report = bridge.quantize_model(model, BITS)
+    assert report.float_tensors() == {
+        "0.weight": "uninitialised (lazy module): run a forward first"}
+    assert report["2"] == 8
