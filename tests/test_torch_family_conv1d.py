@@ -1,4 +1,5 @@
-"""Grouped Conv1d (groups=2 and depthwise) in an nn.Sequential: every check of tests/torch_families."""
+"""Grouped Conv1d (groups=2 and depthwise) in an nn.Sequential: the checks of
+tests/torch_families."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ConvTranspose2d (plain and grouped, output channels on axis 1): every check of tests/torch_families."""
+"""ConvTranspose2d (plain and grouped, output channels on axis 1): the checks of
+tests/torch_families."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A MobileNetV2-style net (inverted residuals, depthwise 3×3, ReLU6; the classifier named by the user): every check of tests/torch_families."""
+"""A MobileNetV2-style net (inverted residuals, depthwise 3×3, ReLU6; the classifier named
+by the user): the checks of tests/torch_families."""
 
 from __future__ import annotations
 
