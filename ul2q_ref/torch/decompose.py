@@ -20,8 +20,9 @@ reference in the last bits of float64; ŵ differs only where (w − β)/α lies 
 error of an integer (a code flips) or α(q − ½) + β lies that close to a rounding boundary
 of w's dtype. Measured (tests/test_torch_onnx.py): float32 ŵ bit for bit, float64 within
 6 ulps, float16 within 1 ulp (torch's float64 → float16 conversion goes through float32).
-λ_k* reaches the graph exactly (:func:`float32_pieces`). Unlike the reference and :mod:`ul2q_ref.torch._device` it does not rescale by
-max|w|, so weights beyond about 1e154 overflow in Σd².
+λ_k* reaches the graph exactly (:func:`float32_pieces`). Unlike the reference and
+:mod:`ul2q_ref.torch._device` it does not rescale by max|w|, so weights beyond about 1e154
+overflow in Σd².
 """
 
 from __future__ import annotations
