@@ -54,9 +54,10 @@ def test_export_and_onnx(quantised, tmp_path):
     checks.check_export_onnx(model, X, tmp_path)
 
 
-def test_state_remove_copy_and_second_call(quantised):
+def test_state_convert_remove_copy_and_second_call(quantised, tmp_path):
     model, _, parameters = quantised
     checks.check_state_dict_round_trip(build, BITS, OPTIONS, model, X)
+    checks.check_convert(build, model, X, tmp_path)
     checks.check_remove_deepcopy_and_second_call(model, X, parameters, BITS)
 
 

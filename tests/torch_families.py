@@ -19,7 +19,7 @@ import torch
 import ul2q_ref as uq
 from ul2q_ref import torch as bridge
 from ul2q_ref.torch.export import export_onnx
-from ul2q_ref.torch.modules import quantized_parameters
+from ul2q_ref.torch.modules import parameter_name, quantized_parameters
 
 
 @contextlib.contextmanager
@@ -46,7 +46,7 @@ def check_coverage(model: torch.nn.Module, report, expected: dict[str, int | Non
     the NumPy reference's."""
     widths = {entry.name: entry.bits for entry in report.entries}
     assert widths == expected, str(report)
-    weight_like = {name.replace(".parametrizations.", ".").replace(".original", "")
+    weight_like = {parameter_name(name)
                    for name, p in model.named_parameters(remove_duplicate=False)
                    if p.dim() >= 2}
     assert weight_like <= set(widths)
@@ -207,3 +207,26 @@ def check_meta_and_low_precision(build, bits: int, options: dict, x: torch.Tenso
         for name in quantized_parameters(model):
             module_name, _, tensor = name.rpartition(".")
             assert getattr(modules[module_name], tensor).dtype == dtype, name
+
+
+def check_convert(build, model: torch.nn.Module, x: torch.Tensor, tmp_path) -> None:
+    """convert → the project's model file → load_converted: ŵ decoded in torch from the
+    integer codes equals the fake-quantised ŵ bit for bit, and so do the outputs."""
+    from ul2q_ref.torch.convert import convert, load_converted
+    from ul2q_ref.weights import read_model
+
+    path = tmp_path / "converted.npz"
+    codes = convert(model, path)
+    values = quantised_values(model)
+    for name, quantized in codes.items():
+        assert np.array_equal(quantized.dequantize(np.float32), values[name]), name
+    assert {t.name: t.array.shape for t in read_model(path).tensors if t.name in codes} == {
+        name: values[name].shape for name in codes}
+    fresh = load_converted(build(), path)
+    assert not quantized_parameters(fresh)
+    loaded = dict(fresh.named_parameters(remove_duplicate=False))
+    for name in codes:
+        assert np.array_equal(loaded[name].detach().numpy(), values[name]), name
+    fresh.train(model.training)
+    with torch.no_grad():
+        _assert_close_to(fresh(x).numpy(), model(x).numpy())

@@ -14,6 +14,10 @@ True
   configuration, :func:`remove_quantization`;
 * :mod:`ul2q_ref.torch.export` — :func:`export_model` (the project's integer-model file) and
   :func:`export_onnx` (integer codes in ONNX);
+* :mod:`ul2q_ref.torch.convert` — :func:`convert` (any quantised model to codes and (α, β),
+  the project's quantised-model file) and :func:`load_converted`;
+* :mod:`ul2q_ref.torch.decompose` — ``ul2q::fake_quantize`` in ATen operations, registered
+  for ``torch.onnx.export(..., dynamo=True)``;
 * :mod:`ul2q_ref.torch.models` — the paper's four networks;
 * :mod:`ul2q_ref.torch.crosscheck` — the conformance checker's adapter.
 
@@ -31,8 +35,16 @@ except ImportError as _error:  # pragma: no cover - exercised only without torch
     ) from _error
 
 from ._exact import pairwise_sum, row_moments
+from .convert import convert, load_converted
 from .crosscheck import solve_crosscheck_request
-from .modules import UL2Q, paper_plan, quantize_model, remove_quantization
+from .modules import (
+    UL2Q,
+    QuantizationReport,
+    paper_plan,
+    quantize_model,
+    quantized_parameters,
+    remove_quantization,
+)
 from .ops import (
     MODES,
     TorchQuantized,
@@ -47,17 +59,21 @@ from .ops import (
 
 __all__ = [
     "MODES",
+    "QuantizationReport",
     "TorchQuantized",
     "UL2Q",
     "UL2QFunction",
+    "convert",
     "decode",
     "encode",
     "fake_quantize",
+    "load_converted",
     "moments",
     "pairwise_sum",
     "paper_plan",
     "quantize",
     "quantize_model",
+    "quantized_parameters",
     "remove_quantization",
     "row_moments",
     "solve_crosscheck_request",

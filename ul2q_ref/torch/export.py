@@ -26,7 +26,12 @@ from torch import nn
 
 from .. import io as uq_io
 from ..api import quantize as reference_quantize
-from .modules import quantized_layers, quantized_parameters, remove_quantization
+from .modules import (
+    parameter_name,
+    quantized_layers,
+    quantized_parameters,
+    remove_quantization,
+)
 
 
 def _full_precision(module: nn.Module, part: str) -> torch.Tensor:
@@ -116,7 +121,7 @@ def _aliases(model: nn.Module) -> dict[str, list[str]]:
     """Each quantised tensor's first name → every name the same Parameter has (baked)."""
     users: dict[int, list[str]] = {}
     for name, parameter in model.named_parameters(remove_duplicate=False):
-        clean = name.replace(".parametrizations.", ".").replace(".original", "")
+        clean = parameter_name(name)
         users.setdefault(id(parameter), []).append(clean)
     return {names[0]: names for names in users.values()} | {
         n: names for names in users.values() for n in names}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,15 @@ def _tensor(module: nn.Module, name: str) -> torch.Tensor | None:
         return module.parametrizations[name].original
     value = module._parameters.get(name)
     return value
+
+
+_PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.([^.]+)\.original$")
+
+
+def parameter_name(state_name: str) -> str:
+    """The name a parameter has without its parametrisation:
+    ``layer.parametrizations.weight.original`` → ``layer.weight``."""
+    return _PARAMETRIZED.sub(r"\1\2", state_name)
 
 
 def _qualified(module_name: str, tensor: str) -> str:
@@ -306,8 +316,8 @@ def _skip_matches(skip: Iterable[Any], model: nn.Module) -> tuple[list[str], tup
     types: list[type] = []
     known = {name for name, _ in model.named_modules()}
     known |= {name for name, _ in model.named_parameters(remove_duplicate=False)}
-    known |= {_layer_name(n) for n in known} | {n.replace(".parametrizations.", ".")
-                                                .replace(".original", "") for n in known}
+    known |= {parameter_name(n) for n in known}
+    known |= {_layer_name(n) for n in known}
     for item in skip:
         if isinstance(item, type) and issubclass(item, nn.Module):
             types.append(item)
@@ -344,7 +354,7 @@ def _choose(model: nn.Module, bits: int, *, axis: int | None,
     overrides = read_plan(plan) if plan is not None else {}
     users: dict[int, list[str]] = {}
     for name, parameter in model.named_parameters(remove_duplicate=False):
-        clean = name.replace(".parametrizations.", ".").replace(".original", "")
+        clean = parameter_name(name)
         users.setdefault(id(parameter), []).append(clean)
     seen_names: set[str] = set()
     groups: dict[int, list[Coverage]] = {}
@@ -410,7 +420,7 @@ def _choose(model: nn.Module, bits: int, *, axis: int | None,
         if isinstance(parameter, nn.parameter.UninitializedParameter):
             continue
         if parameter.dim() >= 2 and id(parameter) not in covered:
-            clean = name.replace(".parametrizations.", ".").replace(".original", "")
+            clean = parameter_name(name)
             report.entries.append(Coverage(clean, "Parameter", None, None,
                                            "not the weight of a layer type μL2Q quantises"))
     return report
@@ -550,6 +560,7 @@ __all__ = [
     "QuantizationReport",
     "UL2Q",
     "find_classifier",
+    "parameter_name",
     "paper_plan",
     "quantizable_layers",
     "quantize_layer",
