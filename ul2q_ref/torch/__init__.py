@@ -18,6 +18,9 @@ True
   the project's quantised-model file) and :func:`load_converted`;
 * :mod:`ul2q_ref.torch.decompose` — ``ul2q::fake_quantize`` in ATen operations, registered
   for ``torch.onnx.export(..., dynamo=True)``;
+* :mod:`ul2q_ref.torch.ao` — :class:`UL2QFakeQuantize` for torch.ao's ``prepare_qat`` and
+  :func:`convert_qat`; :mod:`ul2q_ref.torch.torchao` — :class:`UL2QConfig` for torchao's
+  ``quantize_`` (both imported on first use);
 * :mod:`ul2q_ref.torch.models` — the paper's four networks;
 * :mod:`ul2q_ref.torch.crosscheck` — the conformance checker's adapter.
 
@@ -56,6 +59,21 @@ from .ops import (
     quantize,
     ul2q,
 )
+
+
+
+def __getattr__(name: str) -> object:
+    """``UL2QConfig`` (needs torchao), ``UL2QFakeQuantize`` and ``convert_qat``, on first use."""
+    if name == "UL2QConfig":
+        from .torchao import UL2QConfig
+
+        return UL2QConfig
+    if name in ("UL2QFakeQuantize", "convert_qat"):
+        from . import ao
+
+        return getattr(ao, name)
+    raise AttributeError(f"module 'ul2q_ref.torch' has no attribute {name!r}")
+
 
 __all__ = [
     "MODES",
