@@ -61,7 +61,6 @@ from .ops import (
 )
 
 
-
 def __getattr__(name: str) -> object:
     """``UL2QConfig`` (needs torchao), ``UL2QFakeQuantize`` and ``convert_qat``, on first use."""
     if name == "UL2QConfig":
