@@ -63,8 +63,8 @@ def _write(model: nn.Module, codes: dict[str, Any], path: str | os.PathLike[str]
                          "file has one axis rule for all tensors")
     tensors = []
     for name, value in [*model.named_parameters(), *model.named_buffers()]:
-        array = value.detach().cpu()
-        array = (array.float() if array.dtype == torch.bfloat16 else array).numpy()
+        detached = value.detach().cpu()
+        array = (detached.float() if detached.dtype == torch.bfloat16 else detached).numpy()
         clean = parameter_name(name)
         axis = codes[clean].axis if clean in codes and codes[clean].axis is not None else 0
         tensors.append(Tensor(clean, array, role_from_name(clean, array), axis))
@@ -95,7 +95,7 @@ def load_converted(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
             floats[key[len("float/"):]] = value
     if quantized_parameters(model):
         remove_quantization(model, bake=False)
-    every = dict(model.named_parameters(remove_duplicate=False))
+    every: dict[str, torch.Tensor] = dict(model.named_parameters(remove_duplicate=False))
     every.update(dict(model.named_buffers(remove_duplicate=False)))
     state: dict[str, torch.Tensor] = {}
     for name, fields in groups.items():
@@ -107,18 +107,18 @@ def load_converted(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
                              torch.from_numpy(np.array(np.atleast_1d(quantized.alpha))),
                              torch.from_numpy(np.array(np.atleast_1d(quantized.beta))),
                              quantized.axis, target.dtype)
-    for name, value in floats.items():
-        state[name] = torch.from_numpy(np.array(value))
+    for name, array in floats.items():
+        state[name] = torch.from_numpy(np.array(array))
     missing = sorted(set(every) - set(state) - _tied_aliases(model, set(state)))
     if missing:
         raise ValueError(f"{path}: has no tensor for {', '.join(missing[:5])}")
     with torch.no_grad():
-        for name, value in state.items():
+        for name, loaded in state.items():
             target = every[name]
-            if value.shape != target.shape:
-                raise ValueError(f"{path}: {name} has shape {tuple(value.shape)}, the model "
+            if loaded.shape != target.shape:
+                raise ValueError(f"{path}: {name} has shape {tuple(loaded.shape)}, the model "
                                  f"needs {tuple(target.shape)}")
-            target.copy_(value.to(target.dtype))
+            target.copy_(loaded.to(target.dtype))
     return model
 
 

@@ -28,6 +28,7 @@ from .. import io as uq_io
 from ..api import quantize as reference_quantize
 from .modules import (
     parameter_name,
+    parametrizations,
     quantized_layers,
     quantized_parameters,
     remove_quantization,
@@ -36,8 +37,10 @@ from .modules import (
 
 def _full_precision(module: nn.Module, part: str) -> torch.Tensor:
     if part == "weight" and torch.nn.utils.parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations.weight.original
-    return getattr(module, part)
+        original: torch.Tensor = parametrizations(module)["weight"].original
+        return original
+    value: torch.Tensor = getattr(module, part)
+    return value
 
 
 def layer_codes(model: nn.Module) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def export_model(model: nn.Module, path: str | os.PathLike[str], *,
     if twin is None:
         raise ValueError(f"model: {type(model).__name__} has no NumPy twin (ul2q_numpy_model); "
                          f"export_model supports LeNet5 and Cifarnet of ul2q_ref.torch.models")
-    numpy_model = build_model(twin, np.random.default_rng(0), **model.ul2q_numpy_kwargs)
+    numpy_model = build_model(twin, np.random.default_rng(0), **dict(model.ul2q_numpy_kwargs))
     codes = layer_codes(model)
     widths = sorted({q.bits for q in codes.values()})
     base = max(widths, key=lambda k: sum(q.bits == k for q in codes.values())) if widths else None
@@ -164,7 +167,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], example: torch.T
     codes = parameter_codes(model)
     names = _aliases(model)
     baked = remove_quantization(copy.deepcopy(model).cpu(), bake=True).eval()
-    program = torch.onnx.export(baked, (example.cpu(),), dynamo=True, optimize=False,
+    program: Any = torch.onnx.export(baked, (example.cpu(),), dynamo=True, optimize=False,
                                 opset_version=opset, input_names=["input"],
                                 output_names=["output"],
                                 dynamic_shapes=({0: "batch"},), verbose=False)

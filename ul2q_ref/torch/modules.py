@@ -131,12 +131,17 @@ def weight_names(module: nn.Module, *, embeddings: bool = False) -> dict[str, in
     return {}
 
 
+def parametrizations(module: nn.Module) -> Any:
+    """``module.parametrizations`` (a ModuleDict of ParametrizationLists), typed loosely."""
+    return module._modules["parametrizations"]
+
+
 def _tensor(module: nn.Module, name: str) -> torch.Tensor | None:
     """``module.<name>`` (the original under a parametrisation), or None."""
     if parametrize.is_parametrized(module, name):
-        return module.parametrizations[name].original
-    value = module._parameters.get(name)
-    return value
+        original: torch.Tensor = parametrizations(module)[name].original
+        return original
+    return module._parameters.get(name)
 
 
 _PARAMETRIZED = re.compile(r"(^|\.)parametrizations\.([^.]+)\.original$")
@@ -205,12 +210,12 @@ class QuantizationReport(dict[str, int | None]):
 def _float_checkpoint_hook(module: nn.Module, state_dict: dict[str, Any], prefix: str,
                            *args: Any) -> None:
     """Let a float checkpoint (``prefix.weight``) load into a quantised layer."""
-    for tensor in list(module.parametrizations):
+    for tensor in list(parametrizations(module)):
         plain = prefix + tensor
         original = f"{prefix}parametrizations.{tensor}.original"
         if plain in state_dict and original not in state_dict:
             state_dict[original] = state_dict.pop(plain)
-            for index, parametrization in enumerate(module.parametrizations[tensor]):
+            for index, parametrization in enumerate(parametrizations(module)[tensor]):
                 key = f"{prefix}parametrizations.{tensor}.{index}._extra_state"
                 if isinstance(parametrization, UL2Q) and key not in state_dict:
                     state_dict[key] = parametrization.get_extra_state()
@@ -224,12 +229,12 @@ def quantize_layer(layer: nn.Module, bits: int, axis: int | None = 0, *,
         raise ValueError(f"{type(layer).__name__}.{tensor} is not initialised yet (a lazy "
                          f"module): run one forward pass before quantising it")
     if parametrize.is_parametrized(layer, tensor) and any(
-            isinstance(p, UL2Q) for p in layer.parametrizations[tensor]):
+            isinstance(p, UL2Q) for p in parametrizations(layer)[tensor]):
         raise ValueError(f"{type(layer).__name__}.{tensor} is already quantised")
     parametrize.register_parametrization(layer, tensor, UL2Q(bits, axis, mode=mode))
     if not getattr(layer, "_ul2q_hook", False):
         layer._register_load_state_dict_pre_hook(_float_checkpoint_hook, with_module=True)
-        layer._ul2q_hook = True
+        object.__setattr__(layer, "_ul2q_hook", True)
     return layer
 
 
@@ -244,17 +249,20 @@ def read_plan(plan: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, int
     integer 1..16, or None / ``"float"`` to keep that layer in floating point; a value may
     also be a record ``{"bits": k, ...}``.
     """
-    if not isinstance(plan, Mapping):
-        path = Path(plan)
+    entries: Mapping[str, Any]
+    if isinstance(plan, Mapping):
+        entries = plan
+    else:
+        path = Path(os.fspath(plan))
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise ValueError(f"{path}: cannot read the plan ({error})") from None
         if not isinstance(document, dict) or not isinstance(document.get("layers"), dict):
             raise ValueError(f"{path}: a plan file needs an object 'layers': {{name: bits}}")
-        plan = document["layers"]
+        entries = document["layers"]
     result: dict[str, int | None] = {}
-    for name, value in plan.items():
+    for name, value in entries.items():
         if isinstance(value, Mapping):
             value = value.get("bits")
         if value is None or value == "float":
@@ -507,8 +515,8 @@ def remove_quantization(model: nn.Module, *, bake: bool = True) -> nn.Module:
     for module in list(model.modules()):
         if not parametrize.is_parametrized(module):
             continue
-        for tensor in list(module.parametrizations):
-            chain = module.parametrizations[tensor]
+        for tensor in list(parametrizations(module)):
+            chain = parametrizations(module)[tensor]
             if not any(isinstance(p, UL2Q) for p in chain):
                 continue
             if len(chain) != 1:  # other parametrisations too: PyTorch's removal
@@ -520,8 +528,8 @@ def remove_quantization(model: nn.Module, *, bake: bool = True) -> nn.Module:
                     value = getattr(module, tensor) if bake else original
                     replacements[id(original)] = nn.Parameter(
                         value.detach().clone(), requires_grad=original.requires_grad)
-            del module._modules["parametrizations"][tensor]
-            if not module._modules["parametrizations"]:
+            del parametrizations(module)[tensor]
+            if not parametrizations(module):
                 module.__class__ = module.__class__.__bases__[0]  # ParametrizedConv2d → Conv2d
                 del module._modules["parametrizations"]
             else:  # a fresh class without this property (deep copies share the old one)
@@ -540,8 +548,8 @@ def quantized_parameters(model: nn.Module) -> dict[str, UL2Q]:
     for name, module in model.named_modules():
         if not parametrize.is_parametrized(module):
             continue
-        for tensor in module.parametrizations:
-            for parametrization in module.parametrizations[tensor]:
+        for tensor in parametrizations(module):
+            for parametrization in parametrizations(module)[tensor]:
                 if isinstance(parametrization, UL2Q):
                     found[_qualified(name, tensor)] = parametrization
     return found
