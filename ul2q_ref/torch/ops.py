@@ -240,22 +240,34 @@ def _(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
 # --------------------------------------------------------------------------- ul2q::fake_quantize
 
 
+_CHECKED: set[tuple[int, int | None, str, int]] = set()
+"""(bits, axis, mode, ndim) already found valid: the per-call fast path of the checks."""
+
+
 def check_op_arguments(w: Tensor, bits: int, axis: int | None, mode: str) -> int | None:
     """The checks ``ul2q::fake_quantize`` makes on every path (kernel, device, fake):
     a non-empty floating-point `w`, bits 1..16, `axis` in range, `mode` in :data:`MODES`.
 
     Returns `axis` normalised to ``0..w.dim()-1``. The dispatcher has already turned the
     arguments into the schema's types (``bits=True`` arrives as 1: only the Python functions,
-    which see the caller's object, can refuse a bool).
+    which see the caller's object, can refuse a bool). A combination of (bits, axis, mode,
+    w.dim()) is checked in full once, then looked up.
     """
     if not w.is_floating_point():
         raise TypeError(f"w must be a floating-point tensor, got {w.dtype}; "
                         f"convert it first, e.g. w.float()")
     if w.numel() == 0:
         raise ValueError(f"w is empty (shape {tuple(w.shape)}); it needs at least one value")
+    ndim = w.dim()
+    key = (bits, axis, mode, ndim)
+    if type(bits) is int and (axis is None or type(axis) is int) and key in _CHECKED:
+        return None if axis is None else axis % ndim
     check_bits(bits)
     check_mode(mode)
-    return check_axis(axis, w.dim())
+    normalised = check_axis(axis, ndim)
+    if type(bits) is int and (axis is None or type(axis) is int) and len(_CHECKED) < 4096:
+        _CHECKED.add(key)
+    return normalised
 
 
 def _fake_quantize_on_device(w: Tensor, bits: int, axis: int | None = None,
