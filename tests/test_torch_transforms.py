@@ -152,3 +152,19 @@ def test_export_has_one_node_per_quantised_weight():
     targets = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
     assert targets.count("ul2q.fake_quantize.default") == 2
     assert torch.equal(program.module()(x), model(x))
+
+
+def test_the_checks_cache_keys_on_every_argument():
+    w2, w1 = torch.randn(3, 4), torch.randn(4)
+    OP(w2, 2, 1)  # valid: cached
+    OP(w2, 2, -1)
+    with pytest.raises(ValueError, match="axis=1 is out of range"):
+        OP(w1, 2, 1)  # the same bits, axis and mode, another ndim
+    with pytest.raises(TypeError, match="floating-point"):
+        OP(w2.to(torch.int32), 2, 1)  # dtype and emptiness are checked on every call
+    with pytest.raises(ValueError, match="w is empty"):
+        OP(torch.ones(0, 4), 2, 1)
+    assert np.array_equal(OP(w2, 2, -1).numpy(), uq.fake_quantize(w2.numpy(), 2, axis=1))
+    layer = bridge.UL2Q(2, axis=1)
+    with pytest.raises(ValueError, match="axis=1 is out of range"):
+        layer(w1)  # the module's fast path still reaches the operator's checks
