@@ -87,7 +87,8 @@ class UL2QFakeQuantize(FakeQuantizeBase):
 
 def _float_layer(module: nn.Module) -> nn.Module:
     """A QAT layer's float layer with the same parameters (shared, not copied)."""
-    layer: nn.Module = module.to_float()
+    qat_layer: Any = module
+    layer: nn.Module = qat_layer.to_float()
     layer.weight = module.weight
     if getattr(module, "bias", None) is not None:
         layer.bias = module.bias

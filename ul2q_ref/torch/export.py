@@ -77,7 +77,8 @@ def export_model(model: nn.Module, path: str | os.PathLike[str], *,
     if twin is None:
         raise ValueError(f"model: {type(model).__name__} has no NumPy twin (ul2q_numpy_model); "
                          f"export_model supports LeNet5 and Cifarnet of ul2q_ref.torch.models")
-    numpy_model = build_model(twin, np.random.default_rng(0), **dict(model.ul2q_numpy_kwargs))
+    twin_kwargs: dict[str, Any] = vars(model)["ul2q_numpy_kwargs"]
+    numpy_model = build_model(twin, np.random.default_rng(0), **twin_kwargs)
     codes = layer_codes(model)
     widths = sorted({q.bits for q in codes.values()})
     base = max(widths, key=lambda k: sum(q.bits == k for q in codes.values())) if widths else None

@@ -348,6 +348,49 @@ def _is_skipped(module_name: str, tensor: str, module: nn.Module, names: list[st
         full == n or module_name == n or full.startswith(n + ".") for n in names)
 
 
+def _tensor_choice(module: nn.Module, module_name: str, tensor: str, value: torch.Tensor, *,
+                   bits: int, top: int, is_classifier: bool, classifier_bits: int | None,
+                   embeddings: bool, wanted_types: tuple[type, ...] | None,
+                   filter_fn: Callable[[nn.Module, str], bool] | None,
+                   skip: tuple[list[str], tuple[type, ...], bool]
+                   ) -> tuple[int | None, str, bool]:
+    """One tensor's width (None: float), the reason, and whether a float choice is explicit
+    (an explicit one keeps every holder of a tied Parameter float; the embedding opt-in not)."""
+    skip_names, skip_types, skip_given = skip
+    if isinstance(value, nn.parameter.UninitializedParameter):
+        return None, "uninitialised (lazy module): run a forward first", True
+    if isinstance(module, nn.Embedding) and not embeddings:
+        return None, "embedding (opt-in: embeddings=True)", False
+    if wanted_types is not None and not isinstance(module, wanted_types):
+        return None, "not of the types= selected", True
+    if filter_fn is not None and not filter_fn(module, module_name):
+        return None, "filter_fn returned False", True
+    if _is_skipped(module_name, tensor, module, skip_names, skip_types):
+        return None, "skip=" if skip_given else "model.ul2q_skip", True
+    if not is_classifier:
+        return bits, "k", True
+    return top, ("classifier: max(k, 8)" if classifier_bits is None
+                 else "classifier: classifier_bits"), True
+
+
+def _resolve_ties(groups: dict[int, list[Coverage]], vetoed: set[int]) -> None:
+    """One width for every holder of a tied Parameter: float if any holder's float choice
+    is explicit, else the widest chosen (in place)."""
+    for key, members in groups.items():
+        if len(members) == 1:
+            continue
+        lead = max((m for m in members if m.bits is not None), key=lambda m: m.bits or 0,
+                   default=None)
+        for member in members:
+            if key in vetoed or lead is None:
+                if member.bits is not None:
+                    member.bits, member.axis = None, None
+                    member.reason = "tied to a tensor kept float"
+            elif member is not lead and member.bits != lead.bits:
+                member.bits, member.axis = lead.bits, lead.axis
+                member.reason = f"tied to {lead.name} ({lead.reason})"
+
+
 def _choose(model: nn.Module, bits: int, *, axis: int | None,
             skip: Iterable[Any] | None, plan: Mapping[str, Any] | str | os.PathLike[str] | None,
             classifier_bits: int | None, classifier: str | None,
@@ -377,22 +420,12 @@ def _choose(model: nn.Module, bits: int, *, axis: int | None,
             name = _report_name(module_name, tensor)
             seen_names.add(name)
             full = _qualified(module_name, tensor)
-            is_classifier = module_name == report.classifier
-            layer_bits: int | None = top if is_classifier else bits
-            reason = ("k" if not is_classifier else "classifier: max(k, 8)"
-                      if classifier_bits is None else "classifier: classifier_bits")
-            explicit = True  # an explicit float choice makes a tied group float
-            if isinstance(value, nn.parameter.UninitializedParameter):
-                layer_bits, reason = None, "uninitialised (lazy module): run a forward first"
-            elif isinstance(module, nn.Embedding) and not embeddings:
-                layer_bits, reason = None, "embedding (opt-in: embeddings=True)"
-                explicit = False
-            elif wanted_types is not None and not isinstance(module, wanted_types):
-                layer_bits, reason = None, "not of the types= selected"
-            elif filter_fn is not None and not filter_fn(module, module_name):
-                layer_bits, reason = None, "filter_fn returned False"
-            elif _is_skipped(module_name, tensor, module, skip_names, skip_types):
-                layer_bits, reason = None, "skip=" if skip is not None else "model.ul2q_skip"
+            layer_bits, reason, explicit = _tensor_choice(
+                module, module_name, tensor, value, bits=bits, top=top,
+                is_classifier=module_name == report.classifier,
+                classifier_bits=classifier_bits, embeddings=embeddings,
+                wanted_types=wanted_types, filter_fn=filter_fn,
+                skip=(skip_names, skip_types, skip is not None))
             if name in overrides:
                 layer_bits, reason = overrides[name], "plan"
             if layer_bits is None and explicit:
@@ -402,21 +435,7 @@ def _choose(model: nn.Module, bits: int, *, axis: int | None,
                              reason, tuple(u for u in users.get(id(value), ()) if u != full))
             groups.setdefault(id(value), []).append(entry)
             report.entries.append(entry)
-    for key, members in groups.items():  # a tied Parameter: one width for all its holders
-        if len(members) == 1:
-            continue
-        widths = [m.bits for m in members if m.bits is not None]
-        lead = max((m for m in members if m.bits is not None), key=lambda m: m.bits or 0,
-                   default=None)
-        for member in members:
-            if key in vetoed or lead is None:
-                if member.bits is not None:
-                    member.bits, member.axis = None, None
-                    member.reason = "tied to a tensor kept float"
-            elif member is not lead and member.bits != lead.bits:
-                member.bits, member.axis = lead.bits, lead.axis
-                member.reason = f"tied to {lead.name} ({lead.reason})"
-        del widths
+    _resolve_ties(groups, vetoed)
     for entry in report.entries:
         module_name, _, tensor = entry.name.rpartition(".")
         report[_report_name(module_name, tensor)] = entry.bits
