@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .._validate import check_bits
-from .ops import StraightThrough, check_mode
+from .ops import check_mode, straight_through
 
 EXTRA_STATE_FORMAT = "ul2q-ref/torch-ul2q-v1"
 SCHEMES = ("ul2q",)
@@ -92,7 +92,7 @@ class UL2Q(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         """ŵ = μL2Q(w). bits, axis and mode were checked when set; the operator checks w
         (and its own arguments, through a cache), so no public-function checks per call."""
-        return StraightThrough.apply(w, self.bits, self.axis, self.mode)
+        return straight_through(w, self.bits, self.axis, self.mode)
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
         """Identity: assigning ``layer.weight = w`` stores w as the full-precision weights."""

@@ -302,12 +302,12 @@ def _(w: Tensor, bits: int, axis: int | None = None, mode: str = "auto") -> Tens
     return torch.empty_like(w, memory_format=torch.contiguous_format)
 
 
-def _straight_through(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+def _identity_gradient(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
     """∂L/∂w = ∂L/∂ŵ: the gradient passes through the quantiser unchanged (no clipping)."""
     return grad, None, None, None
 
 
-_fake_quantize_op.register_autograd(_straight_through)
+_fake_quantize_op.register_autograd(_identity_gradient)
 
 
 @_fake_quantize_op.register_vmap
@@ -349,6 +349,20 @@ class StraightThrough(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
         return grad_output, None, None, None
+
+
+def straight_through(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+    """``ul2q::fake_quantize`` with the straight-through gradient, for every caller.
+
+    In eager mode the operator is called directly (its registered autograd formula serves
+    ``backward()``); while a ``torch.func`` transform is active, or dynamo is tracing, it goes
+    through :class:`StraightThrough`, which functorch accepts. (The ``autograd.Function``
+    costs about as much as the operator's own dispatch on a small tensor, so eager calls skip
+    it.)
+    """
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return StraightThrough.apply(w, bits, axis, mode)
+    return _fake_quantize_op(w, bits, axis, mode)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -417,7 +431,7 @@ def fake_quantize(w: Tensor, bits: int, axis: int | None = None, *, mode: str = 
                   ) -> Tensor:
     """The reconstruction ŵ of `w` in w's dtype, with the straight-through gradient."""
     w, bits, axis = _check(w, bits, axis)
-    return StraightThrough.apply(w, bits, axis, check_mode(mode))
+    return straight_through(w, bits, axis, check_mode(mode))
 
 
 def ul2q(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto") -> Tensor:
@@ -453,6 +467,7 @@ __all__ = [
     "TorchQuantized",
     "UL2QFunction",
     "check_op_arguments",
+    "straight_through",
     "code_dtype",
     "decode",
     "encode",
