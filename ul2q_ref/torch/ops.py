@@ -327,8 +327,9 @@ def _(info: Any, in_dims: tuple[Any, ...], w: Tensor, bits: int, axis: int | Non
 class StraightThrough(torch.autograd.Function):
     """ŵ = ``ul2q::fake_quantize(w, …)`` forward, ∂L/∂w = ∂L/∂ŵ backward.
 
-    The public functions route the operator through this ``autograd.Function`` (it has a
-    ``setup_context`` and a generated vmap rule), so the ``torch.func`` transforms — ``grad``,
+    :func:`straight_through` routes the operator through this ``autograd.Function`` (it has a
+    ``setup_context`` and a generated vmap rule) while a ``torch.func`` transform is active or
+    dynamo is tracing, so the ``torch.func`` transforms — ``grad``,
     ``functional_call`` + ``grad``, ``vmap(grad)`` for per-sample gradients, ``jacrev`` — work
     through quantised models: PyTorch 2.13 runs an operator's ``register_autograd`` formula
     through a generated ``autograd.Function`` without ``setup_context``, which functorch refuses.
