@@ -211,8 +211,9 @@ class QuantizationReport(dict[str, int | None]):
 
 def _float_checkpoint_hook(module: nn.Module, state_dict: dict[str, Any], prefix: str,
                            *args: Any) -> None:
-    """Let a float checkpoint (``prefix.weight``) load into a quantised layer."""
-    for tensor in list(parametrizations(module)):
+    """Let a float checkpoint (``prefix.weight``) load into a quantised layer (nothing to do
+    once :func:`remove_quantization` has removed its parametrisations)."""
+    for tensor in list(module._modules.get("parametrizations") or ()):
         plain = prefix + tensor
         original = f"{prefix}parametrizations.{tensor}.original"
         if plain in state_dict and original not in state_dict:
