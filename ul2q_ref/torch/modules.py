@@ -213,7 +213,8 @@ def _float_checkpoint_hook(module: nn.Module, state_dict: dict[str, Any], prefix
                            *args: Any) -> None:
     """Let a float checkpoint (``prefix.weight``) load into a quantised layer (nothing to do
     once :func:`remove_quantization` has removed its parametrisations)."""
-    for tensor in list(module._modules.get("parametrizations") or ()):
+    chains: Any = module._modules.get("parametrizations")
+    for tensor in list(chains or ()):
         plain = prefix + tensor
         original = f"{prefix}parametrizations.{tensor}.original"
         if plain in state_dict and original not in state_dict:
