@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 import torch_families as checks  # noqa: E402
 from torch import nn  # noqa: E402
 
+import ul2q_ref as uq  # noqa: E402
 from ul2q_ref import torch as bridge  # noqa: E402
 
 BITS = 2
@@ -137,3 +138,28 @@ def test_a_lazy_layer_is_reported_not_raised():
     assert report.float_tensors() == {
         "0.weight": "uninitialised (lazy module): run a forward first"}
     assert report["2"] == 8
+
+
+def test_each_weight_is_quantised_once_per_forward():
+    model = build()
+    bridge.quantize_model(model, BITS)
+    calls = []
+    for module in model.modules():
+        if isinstance(module, bridge.UL2Q):
+            module.register_forward_hook(lambda *args: calls.append(1))
+    for training in (True, False):
+        model.train(training)
+        calls.clear()
+        model(X)
+        assert len(calls) == 2 * 4 + 2  # 4 weights per layer, the tied embedding and head
+    with pytest.raises(IndexError):
+        model(X + VOCAB)  # a forward that raises closes its cache scope too
+    assert torch.nn.utils.parametrize._cache_enabled == 0
+    with torch.no_grad():
+        model.encoder.layers[0].linear1.parametrizations.weight.original.mul_(2.0)
+    expected = model.encoder.layers[0].linear1.weight  # outside a forward: recomputed
+    assert torch.equal(expected, torch.from_numpy(uq.fake_quantize(
+        model.encoder.layers[0].linear1.parametrizations.weight.original.detach().numpy(),
+        BITS, axis=0)))
+    bridge.remove_quantization(model)
+    assert not model._forward_pre_hooks and not model._forward_hooks

@@ -457,6 +457,44 @@ def _choose(model: nn.Module, bits: int, *, axis: int | None,
     return report
 
 
+def _tracing() -> bool:
+    """Whether dynamo, TorchScript or a torch.func transform is running (no ŵ cache then)."""
+    return (torch.compiler.is_compiling() or torch.jit.is_scripting()
+            or torch._C._are_functorch_transforms_active())
+
+
+def _open_weight_cache(module: nn.Module, args: Any) -> None:
+    """Forward pre-hook: ŵ computed once per forward (``parametrize.cached()``)."""
+    if _tracing():
+        return
+    scope = parametrize.cached()
+    scope.__enter__()
+    module.__dict__.setdefault("_ul2q_cache_scopes", []).append(scope)
+
+
+def _close_weight_cache(module: nn.Module, args: Any, output: Any) -> None:
+    """Forward hook (also called when the forward raises): ends the scope it opened."""
+    scopes = module.__dict__.get("_ul2q_cache_scopes")
+    if scopes and not _tracing():
+        scopes.pop().__exit__(None, None, None)
+
+
+def _cache_weights_per_forward(model: nn.Module) -> None:
+    """Make every forward of `model` compute each ŵ once, however often layers read it
+    (MultiheadAttention reads ``in_proj_weight`` three times); idempotent."""
+    if _open_weight_cache not in model._forward_pre_hooks.values():
+        model.register_forward_pre_hook(_open_weight_cache)
+        model.register_forward_hook(_close_weight_cache, always_call=True)
+
+
+def _stop_caching(model: nn.Module) -> None:
+    for hooks, hook in ((model._forward_pre_hooks, _open_weight_cache),
+                        (model._forward_hooks, _close_weight_cache)):
+        for key in [k for k, v in hooks.items() if v is hook]:
+            del hooks[key]
+            model._forward_hooks_always_called.pop(key, None)
+
+
 def quantize_model(model: nn.Module, bits: int, axis: int | None = 0, *,
                    filter_fn: Callable[[nn.Module, str], bool] | None = None,
                    types: Iterable[type] | None = None,
@@ -498,6 +536,11 @@ def quantize_model(model: nn.Module, bits: int, axis: int | None = 0, *,
     mode : {"auto", "exact", "device"}
         Passed to every :class:`UL2Q`.
 
+    Every forward of `model` then computes each ŵ once (a forward hook opens
+    ``torch.nn.utils.parametrize.cached()`` around it, except under ``torch.compile``,
+    TorchScript and ``torch.func`` transforms), however often its layers read a weight;
+    :func:`remove_quantization` removes the hooks.
+
     Returns
     -------
     QuantizationReport
@@ -521,6 +564,7 @@ def quantize_model(model: nn.Module, bits: int, axis: int | None = 0, *,
             continue
         module_name, _, tensor = entry.name.rpartition(".")
         quantize_layer(modules[module_name], entry.bits, entry.axis, mode=mode, tensor=tensor)
+    _cache_weights_per_forward(model)
     return report
 
 
@@ -535,6 +579,7 @@ def remove_quantization(model: nn.Module, *, bake: bool = True) -> nn.Module:
     would edit (and so break the original).
     """
     replacements: dict[int, nn.Parameter] = {}
+    _stop_caching(model)
     for module in list(model.modules()):
         if not parametrize.is_parametrized(module):
             continue
