@@ -157,7 +157,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], example: torch.T
     (float64), and the exact decoding ``Cast(q − 1 → double) + ½ → ·α → +β → Cast(dtype)``,
     i.e. ŵ = α(q − ½) + β in float64 rounded once, as the reference. (``DequantizeLinear``
     needs an integer zero point; μL2Q's, ½ − β/α, is not one.) The input's first axis is
-    dynamic. Opset 25 (INT2 ``Cast``); onnxruntime ≥ 1.23 runs it.
+    dynamic. Opset 25 (INT2 ``Cast``); tested with onnx 1.23.2 and onnxruntime 1.32.0.
 
     Returns the weight name → codes initializer name of every replaced weight (a tied weight
     appears once, under the name the exporter gave it).
