@@ -163,3 +163,17 @@ def test_each_weight_is_quantised_once_per_forward():
         BITS, axis=0)))
     bridge.remove_quantization(model)
     assert not model._forward_pre_hooks and not model._forward_hooks
+
+
+def test_the_cache_changes_no_gradient():
+    from ul2q_ref.torch.modules import _stop_caching
+
+    model = build()
+    bridge.quantize_model(model, BITS)
+    torch.nn.functional.cross_entropy(model(X).flatten(0, 1), X.flatten()).backward()
+    cached = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    _stop_caching(model)  # every read quantises again: the autograd graph without sharing
+    torch.nn.functional.cross_entropy(model(X).flatten(0, 1), X.flatten()).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(cached[name], p.grad, rtol=1e-5, atol=1e-7)
