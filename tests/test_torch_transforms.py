@@ -168,3 +168,25 @@ def test_the_checks_cache_keys_on_every_argument():
     layer = bridge.UL2Q(2, axis=1)
     with pytest.raises(ValueError, match="axis=1 is out of range"):
         layer(w1)  # the module's fast path still reaches the operator's checks
+
+
+def test_the_inference_fast_path_is_the_kernel_and_modes_still_see_the_operator():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    w = torch.randn(6, 7)
+    fast = bridge.ul2q(w, 3, 0)  # no gradient needed: the CPU kernel without the dispatcher
+    assert fast.grad_fn is None
+    assert np.array_equal(fast.numpy(), OP(w, 3, 0).numpy())
+    seen = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        bridge.ul2q(w, 3, 0)
+        bridge.UL2Q(3, 0)(w)
+    assert seen.count("ul2q.fake_quantize.default") == 2
+    trained = w.clone().requires_grad_(True)
+    assert bridge.ul2q(trained, 3, 0).grad_fn is not None  # training: the operator

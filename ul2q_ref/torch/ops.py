@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from .._validate import check_axis, check_bits
 from ..codebook import code_range
@@ -352,6 +353,18 @@ class StraightThrough(torch.autograd.Function):
         return grad_output, None, None, None
 
 
+def _plain_cpu_inference(w: Tensor) -> bool:
+    """Whether `w` is a plain CPU tensor that needs no autograd graph, with no tracer, mode
+    or transform that must see the operator: then its CPU kernel can run without the
+    dispatcher (the same function, so the same bits)."""
+    return ((type(w) is Tensor or type(w) is torch.nn.Parameter) and w.device.type == "cpu"
+            and not (w.requires_grad and torch.is_grad_enabled())
+            and not torch.compiler.is_compiling()
+            and not torch._C._are_functorch_transforms_active()
+            and not torch._C._is_torch_function_mode_enabled()
+            and _get_current_dispatch_mode() is None)
+
+
 def straight_through(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
     """``ul2q::fake_quantize`` with the straight-through gradient, for every caller.
 
@@ -359,10 +372,14 @@ def straight_through(w: Tensor, bits: int, axis: int | None, mode: str) -> Tenso
     ``backward()``); while a ``torch.func`` transform is active, or dynamo is tracing, it goes
     through :class:`StraightThrough`, which functorch accepts. (The ``autograd.Function``
     costs about as much as the operator's own dispatch on a small tensor, so eager calls skip
-    it.)
+    it.) A plain CPU tensor that needs no gradient (inference, ``no_grad``) goes straight to
+    the operator's CPU kernel, skipping the dispatcher: the same function and bits, but
+    ``torch.profiler`` does not list a ``ul2q::fake_quantize`` call for it.
     """
     if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
         return StraightThrough.apply(w, bits, axis, mode)
+    if _plain_cpu_inference(w):
+        return _fake_quantize_cpu(w, bits, axis, mode)
     return _fake_quantize_op(w, bits, axis, mode)
 
 
