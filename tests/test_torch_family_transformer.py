@@ -140,21 +140,32 @@ def test_a_lazy_layer_is_reported_not_raised():
     assert report["2"] == 8
 
 
-def test_each_weight_is_quantised_once_per_forward():
+def test_each_weight_is_quantised_once_per_forward(monkeypatch):
+    from ul2q_ref.torch import modules
+
     model = build()
     bridge.quantize_model(model, BITS)
     calls = []
-    for module in model.modules():
-        if isinstance(module, bridge.UL2Q):
-            module.register_forward_hook(lambda *args: calls.append(1))
+    quantise = modules.straight_through
+    monkeypatch.setattr(modules, "straight_through",
+                        lambda *args: (calls.append(1), quantise(*args))[1])
     for training in (True, False):
         model.train(training)
-        calls.clear()
-        model(X)
-        assert len(calls) == 2 * 4 + 2  # 4 weights per layer, the tied embedding and head
+        for grad in (True, False):
+            calls.clear()
+            with torch.set_grad_enabled(grad):
+                model(X)
+            assert len(calls) == 2 * 4 + 2  # 4 weights per layer, the tied embedding and head
+    modules._stop_caching(model)
+    calls.clear()
+    model(X)  # eval mode: TransformerEncoderLayer's fast-path checks read every weight again
+    assert len(calls) > 2 * 4 + 2
+    modules._cache_weights_per_forward(model)
     with pytest.raises(IndexError):
         model(X + VOCAB)  # a forward that raises closes its cache scope too
-    assert torch.nn.utils.parametrize._cache_enabled == 0
+    from ul2q_ref.torch.modules import _SCOPE
+
+    assert _SCOPE.depth == 0 and not _SCOPE.holders
     with torch.no_grad():
         model.encoder.layers[0].linear1.parametrizations.weight.original.mul_(2.0)
     expected = model.encoder.layers[0].linear1.weight  # outside a forward: recomputed
@@ -177,3 +188,21 @@ def test_the_cache_changes_no_gradient():
     torch.nn.functional.cross_entropy(model(X).flatten(0, 1), X.flatten()).backward()
     for name, p in model.named_parameters():
         torch.testing.assert_close(cached[name], p.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_a_weight_read_without_gradient_first_still_gets_its_gradient():
+    class ReadsTwice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(4, 3)
+
+        def forward(self, x):
+            with torch.no_grad():
+                scale = self.layer.weight.abs().mean()  # no graph for this read
+            return self.layer(x) * scale
+
+    torch.manual_seed(0)
+    model = ReadsTwice()
+    bridge.quantize_model(model, BITS, classifier_bits=BITS)
+    model(torch.randn(2, 4)).sum().backward()
+    assert model.layer.parametrizations.weight.original.grad is not None

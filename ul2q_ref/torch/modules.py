@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,8 +93,25 @@ class UL2Q(nn.Module):
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         """ŵ = μL2Q(w). bits, axis and mode were checked when set; the operator checks w
-        (and its own arguments, through a cache), so no public-function checks per call."""
-        return straight_through(w, self.bits, self.axis, self.mode)
+        (and its own arguments, through a cache), so no public-function checks per call.
+
+        Inside a forward of a model quantised by :func:`quantize_model` (not while tracing)
+        ŵ is computed once and reused while w is the same tensor, unmodified (its version),
+        with the same grad mode and ``requires_grad``; the ŵ is dropped when the forward ends.
+        """
+        if _SCOPE.depth == 0 or _tracing():
+            return straight_through(w, self.bits, self.axis, self.mode)
+        key = (threading.get_ident(), _SCOPE.number, w._version, torch.is_grad_enabled(),
+               w.requires_grad)
+        held = self.__dict__.get("_held")
+        if held is not None and held[0] == key and held[1]() is w:
+            hit: torch.Tensor = held[2]
+            return hit
+        w_hat = straight_through(w, self.bits, self.axis, self.mode)
+        if held is None:
+            _SCOPE.holders.append(self)
+        self.__dict__["_held"] = (key, weakref.ref(w), w_hat)
+        return w_hat
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
         """Identity: assigning ``layer.weight = w`` stores w as the full-precision weights."""
@@ -463,20 +482,41 @@ def _tracing() -> bool:
             or torch._C._are_functorch_transforms_active())
 
 
+class _ForwardScope(threading.local):
+    """This thread's open forward scopes: their depth, a number per outermost scope, and the
+    :class:`UL2Q` modules that hold a ŵ for it."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.number = 0
+        self.holders: list[UL2Q] = []
+
+
+_SCOPE = _ForwardScope()
+
+
 def _open_weight_cache(module: nn.Module, args: Any) -> None:
-    """Forward pre-hook: ŵ computed once per forward (``parametrize.cached()``)."""
+    """Forward pre-hook: within this forward each :class:`UL2Q` computes ŵ once."""
     if _tracing():
         return
-    scope = parametrize.cached()
-    scope.__enter__()
-    module.__dict__.setdefault("_ul2q_cache_scopes", []).append(scope)
+    if _SCOPE.depth == 0:
+        _SCOPE.number += 1
+    _SCOPE.depth += 1
+    module.__dict__.setdefault("_ul2q_scopes", []).append(_SCOPE.number)
 
 
 def _close_weight_cache(module: nn.Module, args: Any, output: Any) -> None:
-    """Forward hook (also called when the forward raises): ends the scope it opened."""
-    scopes = module.__dict__.get("_ul2q_cache_scopes")
-    if scopes and not _tracing():
-        scopes.pop().__exit__(None, None, None)
+    """Forward hook (also called when the forward raises): ends the scope it opened and,
+    outermost, drops every ŵ held for it."""
+    scopes = module.__dict__.get("_ul2q_scopes")
+    if not scopes or _tracing():
+        return
+    scopes.pop()
+    _SCOPE.depth -= 1
+    if _SCOPE.depth == 0:
+        for holder in _SCOPE.holders:
+            holder.__dict__["_held"] = None
+        _SCOPE.holders.clear()
 
 
 def _cache_weights_per_forward(model: nn.Module) -> None:
@@ -536,9 +576,9 @@ def quantize_model(model: nn.Module, bits: int, axis: int | None = 0, *,
     mode : {"auto", "exact", "device"}
         Passed to every :class:`UL2Q`.
 
-    Every forward of `model` then computes each ŵ once (a forward hook opens
-    ``torch.nn.utils.parametrize.cached()`` around it, except under ``torch.compile``,
-    TorchScript and ``torch.func`` transforms), however often its layers read a weight;
+    Every forward of `model` then computes each ŵ once, however often its layers read a
+    weight (forward hooks open a scope around it; not under ``torch.compile``, TorchScript or
+    ``torch.func`` transforms; :meth:`UL2Q.forward` says when a ŵ is reused);
     :func:`remove_quantization` removes the hooks.
 
     Returns
