@@ -9,11 +9,15 @@ Rows (median wall time of forward + backward, in ms):
   / ``_per_channel_affine`` given precomputed scale and zero point: a generous peer, it computes
   no statistics) and ``plain torch`` (μL2Q written in torch ops: ``std_mean``, the code rule,
   a straight-through ``detach``);
-* one call on 1,000 values, per tensor;
-* a training step of LeNet-5 (batch 64, SGD): μL2Q at 2 bits vs float.
+* one call on 1,000 values, per tensor: ``ul2q`` (checks its arguments every call) and the
+  ``UL2Q`` module (its arguments checked once, when it is made), forward + backward, and the
+  module's forward alone against torch's forward alone;
+* a training step (SGD) of LeNet-5 (batch 64, 28×28) and of ResNet-18 (batch 8, 32×32): μL2Q
+  at 2 bits (the paper's configuration) vs float.
 
-Targets (issue 10) on one thread: bridge ≥ 2x faster than torch fq on the ResNet-18 set;
-the 1,000-value call within 5x of torch's; the QAT step ≤ 1.3x the float step.
+Targets on one thread: issue 10 — bridge ≥ 2x faster than torch fq on the ResNet-18 set, the
+1,000-value call within 5x of torch's, the LeNet-5 QAT step ≤ 1.3x the float step; issue 21 —
+the 1,000-value forward ≤ 3x torch's, forward + backward ≤ 2x, the ResNet-18 step ≤ 1.2x.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 
 from ul2q_ref import kernels as registry
 from ul2q_ref.gaussian import optimal_lambda
-from ul2q_ref.torch import quantize_model, ul2q
+from ul2q_ref.torch import UL2Q, quantize_model, ul2q
 from ul2q_ref.torch.models import LeNet5, ResNet18
 
 BITS = 2
@@ -41,6 +45,19 @@ def timed(step, repeats: int) -> float:
         step()
         times.append(time.perf_counter() - began)
     return 1e3 * statistics.median(times)
+
+
+def interleaved(first, second, repeats: int) -> tuple[float, float]:
+    """Median times of two steps run alternately (so both see the same machine load)."""
+    first()
+    second()
+    a, b = [], []
+    for _ in range(repeats):
+        for step, times in ((first, a), (second, b)):
+            began = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - began)
+    return 1e3 * statistics.median(a), 1e3 * statistics.median(b)
 
 
 def resnet_weights() -> list[torch.Tensor]:
@@ -87,13 +104,14 @@ def forward_backward(function, weights: list[torch.Tensor], extras: list | None 
     return step
 
 
-def qat_steps() -> tuple:
-    x = torch.randn(64, 1, 28, 28)
-    y = torch.randint(0, 10, (64,))
+def qat_steps(network: str = "lenet5") -> tuple:
+    batch, shape = (64, (1, 28, 28)) if network == "lenet5" else (8, (3, 32, 32))
+    x = torch.randn(batch, *shape)
+    y = torch.randint(0, 10, (batch,))
 
     def make(quantised: bool):
         torch.manual_seed(0)
-        model = LeNet5()
+        model = LeNet5() if network == "lenet5" else ResNet18(num_classes=10)
         if quantised:
             quantize_model(model, BITS)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -139,11 +157,23 @@ def main() -> None:
         plain = timed(forward_backward(lambda w, _: plain_torch(w, None), small), calls)
         print(f"{threads:>7}  {'1,000 values':<32} {bridge:9.3f} {peer:9.3f} {plain:9.3f} "
               f"{peer / bridge:9.2f}")
-        quantised, plain_step = qat_steps()
-        q_time = timed(quantised, 3 * args.repeats)
-        f_time = timed(plain_step, 3 * args.repeats)
-        print(f"{threads:>7}  {'LeNet-5 step: QAT vs float':<32} {q_time:9.2f} {f_time:9.2f} "
-              f"{'':>9} {q_time / f_time:9.2f}  (QAT/float)")
+        module = UL2Q(BITS)
+        bridge = timed(forward_backward(lambda w, _, m=module: m(w), small), calls)
+        print(f"{threads:>7}  {'1,000 values, UL2Q module':<32} {bridge:9.3f} {peer:9.3f} "
+              f"{'':>9} {peer / bridge:9.2f}")
+        values = small[0].detach()
+        params = qparams(values, None)
+        bridge = timed(lambda m=module, v=values: m(v), calls)
+        peer = timed(lambda v=values, q=params: torch_fq(v, q), calls)
+        print(f"{threads:>7}  {'1,000 values, module forward':<32} {bridge:9.3f} {peer:9.3f} "
+              f"{'':>9} {peer / bridge:9.2f}")
+        for network, label in [("lenet5", "LeNet-5 step: QAT vs float"),
+                               ("resnet18", "ResNet-18 step: QAT vs float")]:
+            quantised, plain_step = qat_steps(network)
+            repeats = 3 * args.repeats if network == "lenet5" else args.repeats
+            q_time, f_time = interleaved(quantised, plain_step, repeats)
+            print(f"{threads:>7}  {label:<32} {q_time:9.2f} {f_time:9.2f} "
+                  f"{'':>9} {q_time / f_time:9.2f}  (QAT/float)")
 
 
 if __name__ == "__main__":

@@ -76,25 +76,30 @@ def test_export_model_refuses_models_without_a_numpy_twin(tmp_path):
         export_model(torch.nn.Linear(3, 2), tmp_path / "x.npz")
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript ONNX exporter
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 def test_onnx_stores_integer_codes_and_onnxruntime_agrees(trained, tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
     from onnx import numpy_helper
 
     model, dataset = trained
     x = torch.from_numpy(dataset.to_float(dataset.test_images[:256]))
     path = tmp_path / "lenet5.onnx"
-    replaced = export_onnx(model, path, x[:1])
+    replaced = export_onnx(model, path, x[:2])
     assert set(replaced) == {"conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"}
     graph = onnx.load(path).graph
-    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    by_name = {init.name: init for init in graph.initializer}
+    initializers = {name: numpy_helper.to_array(init) for name, init in by_name.items()}
     for name, codes_name in replaced.items():
-        codes = initializers[codes_name]
         layer = name.split(".")[0]
+        bits = 8 if layer == "fc2" else 2
         raw = getattr(model, layer).parametrizations.weight.original.detach().numpy()
-        expected = uq.quantize(raw, 8 if layer == "fc2" else 2, axis=0).codes
-        assert codes.dtype == expected.dtype and np.array_equal(codes, expected)  # int8, int16
+        expected = uq.quantize(raw, bits, axis=0).codes
+        stored = by_name[codes_name]  # q − 1: the signed k-bit range, INT2 at 2 bits
+        assert onnx.TensorProto.DataType.Name(stored.data_type) == ("INT8" if bits == 8
+                                                                      else "INT2")
+        assert np.array_equal(initializers[codes_name].astype(np.int64) + 1, expected)
     # no float copy of a quantised weight is left in the file
     float_arrays = [a for a in initializers.values() if a.dtype == np.float32]
     assert all(a.size < 1000 for a in float_arrays)

@@ -15,6 +15,8 @@ from ul2q_ref.torch import modules  # noqa: E402
 
 
 class Net(torch.nn.Module):
+    ul2q_classifier = "fc2"
+
     def __init__(self):
         super().__init__()
         self.conv1 = torch.nn.Conv2d(1, 3, 3)
@@ -112,3 +114,12 @@ def test_ul2q_module_arguments():
         bridge.UL2Q(2, scheme="binary")
     with pytest.raises(ValueError, match="mode must be one of"):
         bridge.UL2Q(2, mode="gpu")
+
+
+def test_a_layer_loads_checkpoints_after_its_quantisation_is_removed():
+    model = Net()
+    bridge.quantize_model(model, 2)
+    bridge.remove_quantization(model, bake=False)
+    model.load_state_dict(Net().state_dict())  # the float-checkpoint hook has nothing to do
+    bridge.quantize_model(model, 2)  # and quantising again works
+    model.load_state_dict(Net().state_dict())

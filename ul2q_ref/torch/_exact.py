@@ -61,7 +61,9 @@ def _plan(n: int, device: str) -> _Plan:
         offsets = torch.arange(length, dtype=torch.int64, device=target)
         leaf_groups.append((tensor([node for node, _ in group]),
                             offsets[:, None] + starts[None, :]))
-    levels = [tuple(tensor([entry[i] for entry in internal[height]]) for i in range(3))
+    levels = [(tensor([entry[0] for entry in internal[height]]),
+               tensor([entry[1] for entry in internal[height]]),
+               tensor([entry[2] for entry in internal[height]]))
               for height in sorted(internal)]
     return _Plan(leaf_groups, levels, counter)
 

@@ -7,16 +7,15 @@ runs the model from its codes with the NumPy network of the same architecture. T
 from :func:`ul2q_ref.quantize` of the full-precision weights, which is what the CPU operator
 computes bit for bit, so the decoded weights equal the PyTorch model's quantised weights.
 
-:func:`export_onnx` writes an ONNX model whose quantised weights are stored as integer codes
-(int8/int16/int32 initializers) and rebuilt in the graph exactly as the reference does,
-ŵ = float32(α·(float64(q) − ½) + β) in float64 arithmetic — ``Cast``, ``Sub``, ``Mul``,
-``Add``, ``Cast``. (``DequantizeLinear`` needs an integer zero point; μL2Q's, ½ − β/α, is not.)
+:func:`export_onnx` writes an ONNX model (the dynamo exporter) whose quantised weights are
+stored as integer codes q − 1 in ONNX's INT2/INT4/INT8/INT16 and rebuilt in the graph exactly
+as the reference does, ŵ = float32(α·(float64(q − 1) + ½) + β) in float64 arithmetic —
+``Cast``, ``Add``, ``Mul``, ``Add``, ``Cast``.
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -27,15 +26,21 @@ from torch import nn
 
 from .. import io as uq_io
 from ..api import quantize as reference_quantize
-from .modules import quantized_layers, remove_quantization
-
-_ONNX_INT = {np.dtype(np.int8): 3, np.dtype(np.int16): 5, np.dtype(np.int32): 6}
+from .modules import (
+    parameter_name,
+    parametrizations,
+    quantized_layers,
+    quantized_parameters,
+    remove_quantization,
+)
 
 
 def _full_precision(module: nn.Module, part: str) -> torch.Tensor:
     if part == "weight" and torch.nn.utils.parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations.weight.original
-    return getattr(module, part)
+        original: torch.Tensor = parametrizations(module)["weight"].original
+        return original
+    value: torch.Tensor = getattr(module, part)
+    return value
 
 
 def layer_codes(model: nn.Module) -> dict[str, Any]:
@@ -72,7 +77,8 @@ def export_model(model: nn.Module, path: str | os.PathLike[str], *,
     if twin is None:
         raise ValueError(f"model: {type(model).__name__} has no NumPy twin (ul2q_numpy_model); "
                          f"export_model supports LeNet5 and Cifarnet of ul2q_ref.torch.models")
-    numpy_model = build_model(twin, np.random.default_rng(0), **model.ul2q_numpy_kwargs)
+    twin_kwargs: dict[str, Any] = vars(model)["ul2q_numpy_kwargs"]
+    numpy_model = build_model(twin, np.random.default_rng(0), **twin_kwargs)
     codes = layer_codes(model)
     widths = sorted({q.bits for q in codes.values()})
     base = max(widths, key=lambda k: sum(q.bits == k for q in codes.values())) if widths else None
@@ -98,48 +104,97 @@ def export_model(model: nn.Module, path: str | os.PathLike[str], *,
     return {"config": config, "layers": {n: q.bits for n, q in codes.items()}}
 
 
+def parameter_codes(model: nn.Module) -> dict[str, Any]:
+    """Parameter name → :class:`ul2q_ref.Quantized` of every quantised tensor (a tied
+    Parameter once, under its first name)."""
+    result: dict[str, Any] = {}
+    done: set[int] = set()
+    modules = dict(model.named_modules())
+    for name, parametrization in quantized_parameters(model).items():
+        module_name, _, tensor = name.rpartition(".")
+        original = modules[module_name].parametrizations[tensor].original
+        if id(original) in done:
+            continue
+        done.add(id(original))
+        result[name] = reference_quantize(original.detach().cpu().numpy(),
+                                          parametrization.bits, axis=parametrization.axis)
+    return result
+
+
+def _aliases(model: nn.Module) -> dict[str, list[str]]:
+    """Each quantised tensor's first name → every name the same Parameter has (baked)."""
+    users: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        clean = parameter_name(name)
+        users.setdefault(id(parameter), []).append(clean)
+    return {names[0]: names for names in users.values()} | {
+        n: names for names in users.values() for n in names}
+
+
+ONNX_OPSET = 25
+"""The opset :func:`export_onnx` writes: INT2 ``Cast`` needs 25, INT4 21."""
+
+
+def _packed_type(bits: int) -> tuple[int, str]:
+    """The ONNX type holding q − 1 of k-bit codes (signed k-bit range) and its name."""
+    import onnx
+
+    for top, type_name in ((2, "INT2"), (4, "INT4"), (8, "INT8"), (16, "INT16")):
+        if bits <= top:
+            return getattr(onnx.TensorProto, type_name), type_name
+    raise ValueError(f"bits must be at most 16, got {bits}")
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike[str], example: torch.Tensor, *,
-                opset: int = 17) -> dict[str, str]:
+                opset: int = ONNX_OPSET) -> dict[str, str]:
     """Write `model` to ONNX with its quantised weights stored as integer codes.
 
-    The float graph comes from ``torch.onnx.export`` (the TorchScript exporter: the newer one
-    needs the ``onnxscript`` package) of the model with its weights baked; each quantised
-    weight's initializer is then replaced by its codes, α and β and the exact decoding
-    ``Cast(q, double) − ½ → ·α → +β → Cast(float)``. The input's first axis is dynamic.
+    The float graph comes from ``torch.onnx.export(..., dynamo=True, optimize=False)`` of the
+    model with its weights baked (the exporter names each weight initializer after its
+    parameter, so two layers with identical weights are two initializers). Each quantised
+    weight's initializer is then replaced by its codes, stored as q − 1 (which fits the signed
+    k-bit range: 1-2 bits in INT2, 3-4 in INT4, 5-8 in INT8, 9-16 in INT16), α and β
+    (float64), and the exact decoding ``Cast(q − 1 → double) + ½ → ·α → +β → Cast(dtype)``,
+    i.e. ŵ = α(q − ½) + β in float64 rounded once, as the reference. (``DequantizeLinear``
+    needs an integer zero point; μL2Q's, ½ − β/α, is not one.) The input's first axis is
+    dynamic. Opset 25 (INT2 ``Cast``); tested with onnx 1.23.2 and onnxruntime 1.32.0.
 
-    Returns the weight name → codes initializer name of every replaced weight.
+    Returns the weight name → codes initializer name of every replaced weight (a tied weight
+    appears once, under the name the exporter gave it).
     """
     import onnx
     from onnx import helper, numpy_helper
 
-    codes = layer_codes(model)
+    codes = parameter_codes(model)
+    names = _aliases(model)
     baked = remove_quantization(copy.deepcopy(model).cpu(), bake=True).eval()
-    baked_weights = {name: baked.get_submodule(name).weight.detach().numpy() for name in codes}
-    buffer = io.BytesIO()
-    torch.onnx.export(baked, (example.cpu(),), buffer, dynamo=False, opset_version=opset,
-                      do_constant_folding=False, input_names=["input"],
-                      output_names=["output"],
-                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    graph_model = onnx.load_from_string(buffer.getvalue())
+    program: Any = torch.onnx.export(baked, (example.cpu(),), dynamo=True, optimize=False,
+                                opset_version=opset, input_names=["input"],
+                                output_names=["output"],
+                                dynamic_shapes=({0: "batch"},), verbose=False)
+    graph_model = program.model_proto
     graph = graph_model.graph
-    by_bytes = {numpy_helper.to_array(init).tobytes(): init for init in graph.initializer}
+    by_name = {init.name: init for init in graph.initializer}
     replaced: dict[str, str] = {}
     nodes = []
-    half = helper.make_tensor("ul2q.half", onnx.TensorProto.DOUBLE, [], [0.5])
-    graph.initializer.append(half)
+    graph.initializer.append(helper.make_tensor("ul2q.half", onnx.TensorProto.DOUBLE, [],
+                                                [0.5]))
     for name, q in codes.items():
-        init = by_bytes.get(baked_weights[name].tobytes())
+        init = next((by_name[n] for n in names.get(name, [name]) if n in by_name), None)
         if init is None:
-            raise ValueError(f"model: the ONNX exporter changed {name}.weight (folded into "
-                             f"another node?); cannot store it as codes")
-        target = init.name
+            raise ValueError(f"model: the ONNX exporter kept no initializer named "
+                             f"{' or '.join(names.get(name, [name]))}; cannot store it as codes")
+        target, float_type = init.name, init.data_type
         shape = [1] * q.codes.ndim
         if q.axis is not None:
             shape[q.axis] = q.codes.shape[q.axis]
-        prefix = f"ul2q.{name}"
+        prefix = f"ul2q.{target}"
+        onnx_type, _ = _packed_type(q.bits)
+        shifted = q.codes.astype(np.int64) - 1
         graph.initializer.remove(init)
         graph.initializer.extend([
-            numpy_helper.from_array(np.ascontiguousarray(q.codes), f"{prefix}.codes"),
+            helper.make_tensor(f"{prefix}.codes", onnx_type, list(q.codes.shape),
+                               shifted.reshape(-1).tolist()),
             numpy_helper.from_array(np.asarray(q.alpha, np.float64).reshape(shape),
                                     f"{prefix}.alpha"),
             numpy_helper.from_array(np.asarray(q.beta, np.float64).reshape(shape),
@@ -148,13 +203,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], example: torch.T
         nodes += [
             helper.make_node("Cast", [f"{prefix}.codes"], [f"{prefix}.q"],
                              to=onnx.TensorProto.DOUBLE),
-            helper.make_node("Sub", [f"{prefix}.q", "ul2q.half"], [f"{prefix}.centred"]),
+            helper.make_node("Add", [f"{prefix}.q", "ul2q.half"], [f"{prefix}.centred"]),
             helper.make_node("Mul", [f"{prefix}.centred", f"{prefix}.alpha"],
                              [f"{prefix}.scaled"]),
             helper.make_node("Add", [f"{prefix}.scaled", f"{prefix}.beta"], [f"{prefix}.w64"]),
-            helper.make_node("Cast", [f"{prefix}.w64"], [target], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Cast", [f"{prefix}.w64"], [target], to=float_type),
         ]
-        replaced[f"{name}.weight"] = f"{prefix}.codes"
+        replaced[target] = f"{prefix}.codes"
     for node in reversed(nodes):
         graph.node.insert(0, node)
     onnx.checker.check_model(graph_model)
@@ -162,4 +217,4 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], example: torch.T
     return replaced
 
 
-__all__ = ["export_model", "export_onnx", "layer_codes"]
+__all__ = ["ONNX_OPSET", "export_model", "export_onnx", "layer_codes", "parameter_codes"]

@@ -31,6 +31,7 @@ class LeNet5(nn.Module):
     parameter layout as the NumPy trainer's ``lenet5``, so :func:`export_model` can write it."""
 
     ul2q_numpy_model = "lenet5"
+    ul2q_classifier = "fc2"
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, input_size: int = 28
                  ) -> None:
@@ -68,6 +69,8 @@ class Cifarnet(nn.Module):
     ReLU, avg-pool 3/2, LRN, conv3 64@5×5, ReLU, avg-pool 3/2, ip1 10 (pools round up, as
     Caffe's do: 32 → 16 → 8 → 4)."""
 
+    ul2q_classifier = "ip1"
+
     def __init__(self, in_channels: int = 3, num_classes: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 32, 5, padding=2)
@@ -91,6 +94,8 @@ class VGG7(nn.Module):
     """VGG7-64 with BatchNorm: 2×(conv 64) pool, 2×(conv 128) pool, 2×(conv 256) pool (3×3
     pad 1, each followed by BatchNorm + Scale, i.e. ``BatchNorm2d``, and ReLU; max-pool 2/2),
     ip1 1024, ReLU, dropout 0.5, ip2 10."""
+
+    ul2q_classifier = "ip2"
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64) -> None:
         super().__init__()
@@ -135,24 +140,26 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18 for 224×224 ImageNet: conv1 64@7×7/2, max-pool 3/2, four stages of two basic
     blocks (64, 128, 256, 512), global average pool, fc 1000. The fork quantises every
-    convolution and keeps the last fully connected layer in float (``ul2q_skip``)."""
+    convolution and keeps the last fully connected layer in float (``ul2q_skip``). `width`
+    (64 in the paper) scales every stage, for small tests."""
 
     ul2q_skip = ("fc",)
+    ul2q_classifier = "fc"
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3) -> None:
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width: int = 64) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         stages = []
-        inputs = 64
-        for index, outputs in enumerate((64, 128, 256, 512)):
+        inputs = width
+        for index, outputs in enumerate((width, 2 * width, 4 * width, 8 * width)):
             stride = 1 if index == 0 else 2
             stages.append(nn.Sequential(BasicBlock(inputs, outputs, stride),
                                         BasicBlock(outputs, outputs, 1)))
             inputs = outputs
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(8 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from .._validate import check_axis, check_bits
 from ..codebook import code_range
@@ -240,7 +241,39 @@ def _(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
 # --------------------------------------------------------------------------- ul2q::fake_quantize
 
 
-def _fake_quantize_on_device(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+_CHECKED: set[tuple[int, int | None, str, int]] = set()
+"""(bits, axis, mode, ndim) already found valid: the per-call fast path of the checks."""
+
+
+def check_op_arguments(w: Tensor, bits: int, axis: int | None, mode: str) -> int | None:
+    """The checks ``ul2q::fake_quantize`` makes on every path (kernel, device, fake):
+    a non-empty floating-point `w`, bits 1..16, `axis` in range, `mode` in :data:`MODES`.
+
+    Returns `axis` normalised to ``0..w.dim()-1``. The dispatcher has already turned the
+    arguments into the schema's types (``bits=True`` arrives as 1: only the Python functions,
+    which see the caller's object, can refuse a bool). A combination of (bits, axis, mode,
+    w.dim()) is checked in full once, then looked up.
+    """
+    if not w.is_floating_point():
+        raise TypeError(f"w must be a floating-point tensor, got {w.dtype}; "
+                        f"convert it first, e.g. w.float()")
+    if w.numel() == 0:
+        raise ValueError(f"w is empty (shape {tuple(w.shape)}); it needs at least one value")
+    ndim = w.dim()
+    key = (bits, axis, mode, ndim)
+    if type(bits) is int and (axis is None or type(axis) is int) and key in _CHECKED:
+        return None if axis is None else axis % ndim
+    check_bits(bits)
+    check_mode(mode)
+    normalised = check_axis(axis, ndim)
+    if type(bits) is int and (axis is None or type(axis) is int) and len(_CHECKED) < 4096:
+        _CHECKED.add(key)
+    return normalised
+
+
+def _fake_quantize_on_device(w: Tensor, bits: int, axis: int | None = None,
+                             mode: str = "auto") -> Tensor:
+    axis = check_op_arguments(w, bits, axis, mode)
     _device_check_finite(w, "w")
     mean, std = _device_moments(w, axis, mode)
     alpha = optimal_lambda(bits) * std
@@ -253,36 +286,99 @@ _fake_quantize_op = torch.library.custom_op("ul2q::fake_quantize", _fake_quantiz
 
 
 @_fake_quantize_op.register_kernel("cpu")
-def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None = None, mode: str = "auto"
+                       ) -> Tensor:
     if not _use_kernel(w, mode):
         return _fake_quantize_on_device(w, bits, axis, mode)  # the device path, forced
-    return _cpu.fake_quantize(_cpu.as_array(w, check=False), bits, axis, w.dtype)
+    axis = check_op_arguments(w, bits, axis, mode)
+    return _cpu.fake_quantize(_cpu.as_array(w, check=False), bits, axis, w.dtype
+                              ).reshape(w.shape)
 
 
 @_fake_quantize_op.register_fake
-def _(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+def _(w: Tensor, bits: int, axis: int | None = None, mode: str = "auto") -> Tensor:
+    check_op_arguments(w, bits, axis, mode)
     return torch.empty_like(w, memory_format=torch.contiguous_format)
 
 
-def _straight_through(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+def _identity_gradient(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
     """∂L/∂w = ∂L/∂ŵ: the gradient passes through the quantiser unchanged (no clipping)."""
     return grad, None, None, None
 
 
-_fake_quantize_op.register_autograd(_straight_through)
+_fake_quantize_op.register_autograd(_identity_gradient)
 
 
 @_fake_quantize_op.register_vmap
-def _(info: Any, in_dims: tuple[Any, ...], w: Tensor, bits: int, axis: int | None,
-      mode: str) -> tuple[Tensor, int]:
+def _(info: Any, in_dims: tuple[Any, ...], w: Tensor, bits: int, axis: int | None = None,
+      mode: str = "auto") -> tuple[Tensor, int]:
     """A batch of tensors quantised one by one: the batch dimension becomes a channel axis."""
     batched = w.movedim(in_dims[0], 0)
+    axis = check_op_arguments(batched[0], bits, axis, mode)
     if axis is None:
         return _fake_quantize_op(batched, bits, 0, mode), 0
     moved = batched.movedim(axis + 1, 1)  # (batch, channels, ...): one (α, β) per pair
     flat = moved.reshape(moved.shape[0] * moved.shape[1], *moved.shape[2:])
     out = _fake_quantize_op(flat, bits, 0, mode).reshape(moved.shape)
     return out.movedim(1, axis + 1), 0
+
+
+class StraightThrough(torch.autograd.Function):
+    """ŵ = ``ul2q::fake_quantize(w, …)`` forward, ∂L/∂w = ∂L/∂ŵ backward.
+
+    :func:`straight_through` routes the operator through this ``autograd.Function`` (it has a
+    ``setup_context`` and a generated vmap rule) while a ``torch.func`` transform is active or
+    dynamo is tracing, so the ``torch.func`` transforms — ``grad``,
+    ``functional_call`` + ``grad``, ``vmap(grad)`` for per-sample gradients, ``jacrev`` — work
+    through quantised models: PyTorch 2.13 runs an operator's ``register_autograd`` formula
+    through a generated ``autograd.Function`` without ``setup_context``, which functorch refuses.
+    ``torch.compile`` and ``torch.export`` trace through it to the one ``ul2q::fake_quantize``
+    node per call.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+        return _fake_quantize_op(w, bits, axis, mode)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        """Nothing to save: the gradient passes through unchanged."""
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
+        return grad_output, None, None, None
+
+
+def _plain_cpu_inference(w: Tensor) -> bool:
+    """Whether `w` is a plain CPU tensor that needs no autograd graph, with no tracer, mode
+    or transform that must see the operator: then its CPU kernel can run without the
+    dispatcher (the same function, so the same bits)."""
+    return ((type(w) is Tensor or type(w) is torch.nn.Parameter) and w.device.type == "cpu"
+            and not (w.requires_grad and torch.is_grad_enabled())
+            and not torch.compiler.is_compiling()
+            and not torch._C._are_functorch_transforms_active()
+            and not torch._C._is_torch_function_mode_enabled()
+            and _get_current_dispatch_mode() is None)
+
+
+def straight_through(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+    """``ul2q::fake_quantize`` with the straight-through gradient, for every caller.
+
+    In eager mode the operator is called directly (its registered autograd formula serves
+    ``backward()``); while a ``torch.func`` transform is active, or dynamo is tracing, it goes
+    through :class:`StraightThrough`, which functorch accepts. (The ``autograd.Function``
+    costs about as much as the operator's own dispatch on a small tensor, so eager calls skip
+    it.) A plain CPU tensor that needs no gradient (inference, ``no_grad``) goes straight to
+    the operator's CPU kernel, skipping the dispatcher: the same function and bits, but
+    ``torch.profiler`` does not list a ``ul2q::fake_quantize`` call for it.
+    """
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return StraightThrough.apply(w, bits, axis, mode)
+    if _plain_cpu_inference(w):
+        return _fake_quantize_cpu(w, bits, axis, mode)
+    return _fake_quantize_op(w, bits, axis, mode)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -351,7 +447,7 @@ def fake_quantize(w: Tensor, bits: int, axis: int | None = None, *, mode: str = 
                   ) -> Tensor:
     """The reconstruction ŵ of `w` in w's dtype, with the straight-through gradient."""
     w, bits, axis = _check(w, bits, axis)
-    return _fake_quantize_op(w, bits, axis, check_mode(mode))
+    return straight_through(w, bits, axis, check_mode(mode))
 
 
 def ul2q(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto") -> Tensor:
@@ -360,14 +456,10 @@ def ul2q(w: Tensor, bits: int, axis: int | None = None, *, mode: str = "auto") -
 
 
 class UL2QFunction(torch.autograd.Function):
-    """ŵ = μL2Q(w) forward, straight-through backward, as an ``autograd.Function``.
+    """``UL2QFunction.apply(w, bits, axis)``: :func:`ul2q` as an ``autograd.Function``.
 
-    :func:`ul2q` (the custom operator) is what ``torch.compile`` and ``torch.export`` see;
-    this class is for ``torch.func`` transforms (``grad``, ``vjp``, ``jacrev``), which
-    PyTorch 2.13 does not run through a custom operator's registered autograd formula
-    (its generated ``autograd.Function`` has no ``setup_context``):
-    ``torch.func.grad(lambda w: loss(UL2QFunction.apply(w, 2, 0)))(w)`` works, and so does
-    ``vmap`` (its rule is generated from the operator's own vmap rule).
+    Kept for code written when :func:`ul2q` did not support the ``torch.func`` transforms;
+    :func:`ul2q` now does (through :class:`StraightThrough`), so prefer it.
     """
 
     generate_vmap_rule = True
@@ -387,8 +479,11 @@ class UL2QFunction(torch.autograd.Function):
 
 __all__ = [
     "MODES",
+    "StraightThrough",
     "TorchQuantized",
     "UL2QFunction",
+    "check_op_arguments",
+    "straight_through",
     "code_dtype",
     "decode",
     "encode",
@@ -397,3 +492,7 @@ __all__ = [
     "quantize",
     "ul2q",
 ]
+
+from . import decompose as _decompose  # noqa: E402  (needs the operator defined above)
+
+_decompose.register()
