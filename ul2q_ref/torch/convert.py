@@ -4,11 +4,11 @@ r"""``convert``: any quantised PyTorch model to integer codes and (α, β), and 
 Parameter once) to its codes q = clip(⌊(w − β)/α⌋ + 1, 1 − 2^(k−1), 2^(k−1)) and code book
 β = μ, α = λ_k* σ — :func:`ul2q_ref.quantize` of the full-precision weights, which the CPU
 operator computes bit for bit — and, given a path, writes the project's quantised-model file
-(``ul2q-ref/quantized-model-v1``) with :func:`ul2q_ref.weights.quantize_model` and
-:func:`ul2q_ref.weights.save_quantized_model`: the file ``ul2q-ref inspect``, ``dequantize``
-and :func:`ul2q_ref.weights.read_model` read. :func:`load_converted` evaluates it in torch:
-each quantised tensor is decoded from its integer codes by the ``ul2q::decode`` operator,
-ŵ = α(q − ½) + β in float64 rounded once, equal bit for bit to the fake-quantised weights.
+(``ul2q-ref/quantized-model-v1``) with :func:`ul2q_ref.weights.quantize_model`, the file
+``ul2q-ref inspect``, ``dequantize`` and :func:`ul2q_ref.weights.read_model` read.
+:func:`load_converted` evaluates it in torch: each quantised tensor is decoded from its
+integer codes by the ``ul2q::decode`` operator, ŵ = α(q − ½) + β in float64 rounded once,
+equal bit for bit to the fake-quantised weights.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def convert(model: nn.Module, path: str | os.PathLike[str] | None = None) -> dic
 
 
 def _write(model: nn.Module, codes: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    from ..weights import Model, Tensor, quantize_model, save_quantized_model
-    from ..weights.readers import role_from_name
+    from ..weights import Model, Tensor, quantize_model
+    from ..weights.tensors import role_from_name
 
     per_channel = {q.axis is not None for q in codes.values()}
     if len(per_channel) > 1:
@@ -67,13 +67,12 @@ def _write(model: nn.Module, codes: dict[str, Any], path: str | os.PathLike[str]
         array = (detached.float() if detached.dtype == torch.bfloat16 else detached).numpy()
         clean = parameter_name(name)
         axis = codes[clean].axis if clean in codes and codes[clean].axis is not None else 0
-        tensors.append(Tensor(clean, array, role_from_name(clean, array), axis))
+        tensors.append(Tensor(clean, array, role_from_name(clean), axis))
     source = Model(path=f"torch-{type(model).__name__}", format="torch module",
                    tensors=tuple(tensors))
     chosen = [t for t in tensors if t.name in codes]
     widths = {name: q.bits for name, q in codes.items()}
-    arrays, _ = quantize_model(source, chosen, widths, None if per_channel == {False} else 0)
-    save_quantized_model(path, arrays)
+    quantize_model(source, chosen, widths, path, None if per_channel == {False} else 0)
 
 
 def load_converted(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:

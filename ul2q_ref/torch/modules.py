@@ -29,14 +29,12 @@ the rule never depends on the order in which a custom module defines its layers.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -276,14 +274,9 @@ def read_plan(plan: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, int
     if isinstance(plan, Mapping):
         entries = plan
     else:
-        path = Path(os.fspath(plan))
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: cannot read the plan ({error})") from None
-        if not isinstance(document, dict) or not isinstance(document.get("layers"), dict):
-            raise ValueError(f"{path}: a plan file needs an object 'layers': {{name: bits}}")
-        entries = document["layers"]
+        from ..weights.plan import read_plan_document  # the one plan reader (bounded)
+
+        entries = read_plan_document(plan)["layers"]
     result: dict[str, int | None] = {}
     for name, value in entries.items():
         if isinstance(value, Mapping):
@@ -462,8 +455,10 @@ def _choose(model: nn.Module, bits: int, *, axis: int | None,
         report[_report_name(module_name, tensor)] = entry.bits
     unknown = sorted(set(overrides) - seen_names)
     if unknown:
-        raise ValueError(f"plan names layers the model does not have: {', '.join(unknown)}"
-                         f" (its layers: {', '.join(sorted(seen_names))})")
+        from ..weights.tensors import some_names
+
+        raise ValueError(f"plan names layers the model does not have: {some_names(unknown)}"
+                         f" (its layers: {some_names(sorted(seen_names))})")
     covered = {id(_tensor(m, t)) for _, m in model.named_modules()
                for t in weight_names(m, embeddings=True)}
     for name, parameter in model.named_parameters():
