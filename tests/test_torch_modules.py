@@ -62,8 +62,16 @@ def test_plans_from_a_mapping_and_a_file(tmp_path):
     with pytest.raises(ValueError, match=r"plan\['conv1'\] must be an integer from 1 to 16"):
         bridge.quantize_model(Net(), 2, plan={"conv1": 0})
     path.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="plan.json: a plan file needs an object 'layers'"):
+    with pytest.raises(ValueError, match=r"plan.json: not a plan \(expected"):
         bridge.quantize_model(Net(), 2, plan=path)
+    path.write_text("[" * 100_000 + "]" * 100_000)  # a hostile plan: one line, no recursion
+    with pytest.raises(ValueError, match="plan.json") as error:
+        bridge.quantize_model(Net(), 2, plan=path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+    unknown = {f"layer{i}": 2 for i in range(300_000)}  # the error line names a few, not all
+    with pytest.raises(ValueError, match="does not have: layer0, ") as error:
+        bridge.quantize_model(Net(), 2, plan=unknown)
+    assert len(str(error.value)) < 2_000
 
 
 def test_state_dict_keeps_the_configuration_and_float_checkpoints_load():
