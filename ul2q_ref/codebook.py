@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._channels import broadcastable
+from . import _backend
+from ._channels import broadcastable, channel_count
 
 ZERO_POINT = 0.5
 """z = ½: μL2Q's levels sit at cell centres, ŵ = α(q − ½) + β. The one place it is defined
@@ -310,26 +311,66 @@ class Quantized:
     def dequantize(self, dtype: Any = None, *, backend: str = "auto") -> np.ndarray:
         """The reconstruction ŵ = α·(q − z) + β, in `dtype` (default: :attr:`dtype`).
 
-        The same as :func:`ul2q_ref.dequantize` (``backend`` chooses the implementation).
+        The same as :func:`ul2q_ref.dequantize` (``backend`` chooses the implementation):
+        :func:`dequantize`.
         """
-        return public_dequantize(self, dtype, backend=backend)
+        return dequantize(self, dtype, backend=backend)
 
 
-def _definition_dequantize(quantized: Quantized, dtype: Any = None, *, backend: str = "auto"
-                           ) -> np.ndarray:
-    """:func:`decode` of a :class:`Quantized` (what :mod:`ul2q_ref.api` replaces)."""
-    channels = 1 if quantized.axis is None else quantized.shape[quantized.axis]
-    return decode(quantized.codes, channel_vector(quantized.alpha, channels),
-                  channel_vector(quantized.beta, channels), quantized.zero_point,
-                  quantized.axis, np.dtype(quantized.dtype if dtype is None else dtype))
+def dequantize(quantized: Quantized, dtype: Any = None, *, backend: str = "auto"
+               ) -> np.ndarray:
+    r"""Decode `quantized`: ŵ = α·(q − z) + β, rounded once to `dtype` (default its own).
+
+    The levels are first checked against `dtype` (:func:`check_representable`); then
+    `backend` picks the decoder (:func:`ul2q_ref._backend.compiled`): the compiled kernel, or
+    :func:`decode`, the definition. Both give the same bits.
+
+    Raises
+    ------
+    TypeError
+        If `dtype` is not a float dtype.
+    UnrepresentableError
+        If a level of the code book is not finite in `dtype`.
+    """
+    out_dtype = np.dtype(quantized.dtype if dtype is None else dtype)
+    if out_dtype.kind != "f":
+        raise TypeError(f"dtype must be a float dtype, got {out_dtype}")
+    check_representable(quantized.alpha, quantized.beta, quantized.zero_point,
+                        *scheme_code_range(quantized.scheme, quantized.bits), out_dtype)
+    kernels = _backend.compiled(backend)
+    return decode_with(decode if kernels is None else kernels.decode, quantized.codes,
+                       quantized.alpha, quantized.beta, quantized.zero_point, quantized.axis,
+                       out_dtype)
 
 
-public_dequantize: Callable[..., np.ndarray] = _definition_dequantize
-"""The decoder behind :meth:`Quantized.dequantize`.
+def decode_with(
+    decoder: Callable[..., np.ndarray],
+    codes: np.ndarray,
+    alpha: Any,
+    beta: Any,
+    zero_point: float,
+    axis: int | None,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """Decode with `decoder` (:func:`decode` or a kernel's ``decode``), preparing what the
+    kernel convention of :mod:`ul2q_ref.kernels` needs.
 
-The public layer :mod:`ul2q_ref.api` replaces it, when the package is imported, with
-:func:`ul2q_ref.dequantize` (checks, then the chosen backend's kernel): this module is the
-definition and does not import the layer built on it."""
+    α and β become per-channel float64 vectors; codes of another integer type than
+    int8/int16/int32 are converted exactly (they must fit in 32 bits); an output dtype other
+    than native float16/float32/float64 is rounded once from the float64 result.
+    """
+    channels = channel_count(codes.shape, axis)
+    alpha = channel_vector(alpha, channels)
+    beta = channel_vector(beta, channels)
+    if codes.dtype not in _backend.CODE_DTYPES:
+        if codes.size and (codes.min() < np.iinfo(np.int32).min
+                           or codes.max() > np.iinfo(np.int32).max):
+            raise ValueError(f"codes of dtype {codes.dtype} do not fit in 32 bits")
+        codes = codes.astype(np.int32)
+    if dtype not in _backend.FLOAT_DTYPES:
+        wide = decoder(codes, alpha, beta, zero_point, axis, np.dtype(np.float64))
+        return np.asarray(wide.astype(dtype))
+    return decoder(codes, alpha, beta, zero_point, axis, dtype)
 
 
 def decode(
