@@ -22,8 +22,7 @@ from hypothesis.extra import numpy as hnp
 import ul2q_ref as uq
 from tests.conftest import as_read_only
 from ul2q_ref import kernels
-from ul2q_ref.api import decode_with
-from ul2q_ref.codebook import channel_vector, code_dtype
+from ul2q_ref.codebook import channel_vector, code_dtype, decode_with
 from ul2q_ref.ul2q import ZERO_POINT
 
 pytestmark = pytest.mark.skipif(
@@ -39,7 +38,7 @@ if uq.HAVE_FAST:
 
 class Kernels:
     """A kernel module called with scalar or per-channel α, β and any output dtype, prepared
-    as the public layer prepares them (``ul2q_ref.api``)."""
+    as the public layer prepares them (``ul2q_ref.api``, ``ul2q_ref.codebook.decode_with``)."""
 
     def __init__(self, module):
         self.module = module
@@ -53,7 +52,8 @@ class Kernels:
                                   channel_vector(beta, channels), bits, axis, code_dtype(bits))
 
     def decode(self, codes, alpha, beta, zero_point, axis, dtype):
-        return decode_with(self.module, codes, alpha, beta, zero_point, axis, np.dtype(dtype))
+        return decode_with(self.module.decode, codes, alpha, beta, zero_point, axis,
+                           np.dtype(dtype))
 
     def fake_quantize(self, w, alpha, beta, bits, axis, dtype):
         channels = 1 if axis is None else w.shape[axis]

@@ -111,9 +111,9 @@ def test_bad_backend_is_rejected():
 
 
 def test_fast_backend_without_the_extension_says_how_to_build_it(monkeypatch):
-    from ul2q_ref import kernels
+    from ul2q_ref import _backend
 
-    monkeypatch.setattr(kernels, "fast", None)
+    monkeypatch.setattr(_backend, "fast", None)
     for profile in ("exact", "paper", "caffe"):  # backend= means the same under every profile
         with pytest.raises(ImportError, match="pip install"):
             uq.quantize([0.0, 1.0], 2, backend="fast", profile=profile)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -41,18 +40,6 @@ from .codebook import (
 )
 from .gaussian import LambdaRow
 from .kernels import select
-from .kernels.reference import CODE_DTYPES, FLOAT_DTYPES
-
-# --------------------------------------------------------------------------- representability
-
-
-def check_result(result: Quantized, dtype: Any = None) -> Quantized:
-    """:func:`check_representable` for a :class:`Quantized` decoded to `dtype` (its own)."""
-    lowest, highest = codebook.scheme_code_range(result.scheme, result.bits)
-    check_representable(result.alpha, result.beta, result.zero_point, lowest, highest,
-                        result.dtype if dtype is None else dtype)
-    return result
-
 
 # --------------------------------------------------------------------------- statistics
 
@@ -295,44 +282,7 @@ def dequantize(quantized: Quantized, dtype: Any = None, *, backend: str = "auto"
     """
     if not isinstance(quantized, Quantized):
         raise TypeError(f"quantized must be a Quantized, got {type(quantized).__name__}")
-    out_dtype = np.dtype(quantized.dtype if dtype is None else dtype)
-    if out_dtype.kind != "f":
-        raise TypeError(f"dtype must be a float dtype, got {out_dtype}")
-    check_result(quantized, out_dtype)
-    return decode_with(select(backend), quantized.codes, quantized.alpha, quantized.beta,
-                       quantized.zero_point, quantized.axis, out_dtype)
-
-
-def decode_with(
-    kernels: ModuleType,
-    codes: np.ndarray,
-    alpha: Any,
-    beta: Any,
-    zero_point: float,
-    axis: int | None,
-    dtype: np.dtype,
-) -> np.ndarray:
-    """Decode with the `kernels` module, preparing what the kernel convention needs.
-
-    α and β become per-channel float64 vectors; codes of another integer type than
-    int8/int16/int32 are converted exactly (they must fit in 32 bits); an output dtype other
-    than native float16/float32/float64 is rounded once from the float64 result.
-    """
-    channels = channel_count(codes.shape, axis)
-    alpha = channel_vector(alpha, channels)
-    beta = channel_vector(beta, channels)
-    if codes.dtype not in CODE_DTYPES:
-        if codes.size and (codes.min() < np.iinfo(np.int32).min
-                           or codes.max() > np.iinfo(np.int32).max):
-            raise ValueError(f"codes of dtype {codes.dtype} do not fit in 32 bits")
-        codes = codes.astype(np.int32)
-    if dtype not in FLOAT_DTYPES:
-        wide = kernels.decode(codes, alpha, beta, zero_point, axis, np.dtype(np.float64))
-        return np.asarray(wide.astype(dtype))
-    return kernels.decode(codes, alpha, beta, zero_point, axis, dtype)
-
-
-codebook.public_dequantize = dequantize
+    return codebook.dequantize(quantized, dtype, backend=backend)
 
 
 # --------------------------------------------------------------------------- the optimal step
@@ -384,8 +334,6 @@ def lambda_table(bits: Iterable[int] = range(1, 17)) -> list[LambdaRow]:
 __all__ = [
     "UnrepresentableError",
     "check_representable",
-    "check_result",
-    "decode_with",
     "dequantize",
     "encode",
     "expected_loss",

@@ -179,7 +179,7 @@ def quantize(weights: np.ndarray, bits: int, axis: int | None, dtype: Any,
     """
     book = statistics(weights, bits, axis, kernels)
     _check_levels(book, bits, dtype)
-    return Quantized(
+    return Quantized._trusted(  # its parts are valid by construction: nothing to re-check
         codes=encode(weights, book.alpha, book.beta, bits, axis, kernels),
         alpha=public_parameter(book.alpha, axis),
         beta=public_parameter(book.beta, axis),

@@ -109,9 +109,11 @@ def build_case(
         else:
             stats, tolerance = None, None
             channels = 1 if axis is None else weights.shape[axis]
-            alpha, beta, threshold = (
+            given_alpha, given_beta, threshold = (
                 None if value is None else _per_channel(value, channels) for value in given
             )
+            assert given_alpha is not None and given_beta is not None  # encode needs α, β
+            alpha, beta = given_alpha, given_beta
             if "encode-only" not in flags:
                 flags = ["encode-only", *flags]
         codes, defined, output = steps.encode(

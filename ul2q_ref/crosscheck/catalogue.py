@@ -60,7 +60,9 @@ def _near_threshold_inputs(case_id: str, dtype: str, bits: int, count: int = 6
     """
     rng = _rng(case_id)
     lowest, highest = code_range(bits)
-    rows, alphas, betas = [], [], []
+    rows: list[list[np.ndarray]] = []
+    alphas: list[float] = []
+    betas: list[float] = []
     while len(rows) < count:
         alpha = optimal_lambda(bits) * float(10.0 ** rng.uniform(-2.0, 0.0))
         j = int(rng.integers(lowest, highest))
@@ -248,21 +250,21 @@ def generate_cases() -> list[Case]:
 
     for profile in ("exact", "paper"):
         case_id = f"ul2q-{profile}-k4-float64-near-threshold-tensor"
-        weights, alpha, beta = _near_threshold_tensor(case_id, 4)
+        weights, common_alpha, common_beta = _near_threshold_tensor(case_id, 4)
         add(build_case(case_id, "(w − β)/α and (w − β)·(1/α) round to opposite sides of a "
                        "threshold for every value; only a true division gets these codes",
                        ["near-threshold"], "ul2q", profile, 4, weights,
-                       given=(alpha, beta, None)))
+                       given=(common_alpha, common_beta, None)))
 
     # 11. large tensors (kept in .npy files)
     for profile in _PROFILES:
-        for bits, dtype, shape, axis in ((8, "float32", (2048,), None),
-                                         (16, "float64", (2048,), None),
-                                         (16, "float32", (16, 128), 0)):
+        for bits, dtype, shape, large_axis in ((8, "float32", (2048,), None),
+                                               (16, "float64", (2048,), None),
+                                               (16, "float32", (16, 128), 0)):
             case_id = f"ul2q-{profile}-k{bits}-{dtype}-large"
             weights = _normal(case_id, shape, dtype, std=0.05)
             add(build_case(case_id, f"{np.prod(shape)} normal weights", [], "ul2q", profile,
-                           bits, weights, axis=axis))
+                           bits, weights, axis=large_axis))
 
     _scheme_cases(add)
     _pipeline_tie_cases(add)

@@ -53,7 +53,7 @@ def _codes_json(case: Case) -> list[int | None]:
 def case_to_json(case: Case, save_npy: Any | None = None) -> dict[str, Any]:
     """The JSON object of `case`; large arrays go through ``save_npy(name, array)``."""
     parameter = case.parameter_dtype
-    large = case.weights.size > INLINE_LIMIT and save_npy is not None
+    save_large = save_npy if case.weights.size > INLINE_LIMIT else None
     record: dict[str, Any] = {
         "id": case.id,
         "comment": case.comment,
@@ -66,8 +66,8 @@ def case_to_json(case: Case, save_npy: Any | None = None) -> dict[str, Any]:
         "shape": list(case.weights.shape),
         "parameter_dtype": parameter,
     }
-    if large:
-        record["input"] = save_npy(f"{case.id}.input.npy", case.weights)
+    if save_large is not None:
+        record["input"] = save_large(f"{case.id}.input.npy", case.weights)
     else:
         record["input"] = _floats(case.weights, case.dtype)
     if case.stats is None:
@@ -90,11 +90,11 @@ def case_to_json(case: Case, save_npy: Any | None = None) -> dict[str, Any]:
     }
     if case.encode_threshold is not None:
         encode["threshold"] = _floats(case.encode_threshold, parameter)
-    if large:
+    if save_large is not None:
         if not case.defined.all():
             raise ValueError(f"{case.id}: a large case cannot have undefined codes")
-        encode["codes"] = save_npy(f"{case.id}.codes.npy", case.codes.astype(np.int32))
-        encode["output"] = save_npy(f"{case.id}.output.npy", case.output)
+        encode["codes"] = save_large(f"{case.id}.codes.npy", case.codes.astype(np.int32))
+        encode["output"] = save_large(f"{case.id}.output.npy", case.output)
     else:
         encode["codes"] = _codes_json(case)
         encode["output"] = _floats(case.output, case.dtype, decimal=False)

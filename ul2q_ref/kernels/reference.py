@@ -13,16 +13,8 @@ from typing import Any
 import numpy as np
 
 from .. import codebook, stats, ul2q
+from .._backend import CODE_DTYPES, FLOAT_DTYPES, WEIGHT_DTYPES
 from .._channels import channel_count
-
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-"""The reconstruction dtypes the kernels write (the kernel convention's one statement)."""
-
-WEIGHT_DTYPES = FLOAT_DTYPES[1:]
-"""The weight dtypes the kernels read: native float32 and float64."""
-
-CODE_DTYPES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
-"""The code dtypes the kernels read and write."""
 
 
 def _check_weights(weights: Any, axis: int | None) -> None:
