@@ -6,13 +6,14 @@ docs/crosscheck.md; arrays of large cases live in ``DIR/data/*.npy``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -163,10 +164,14 @@ def write_suite(directory: str | os.PathLike[str], cases: list[Case] | None = No
     if written:
         data.mkdir(exist_ok=True)
     for name, content in written.items():
-        write_atomic(data / name, lambda handle, content=content: handle.write(content))
+        write_atomic(data / name, functools.partial(_write_bytes, content))
     path = target / "vectors.json"
     write_text_atomic(path, text)
     return path
+
+
+def _write_bytes(content: bytes, handle: IO[bytes]) -> None:
+    handle.write(content)
 
 
 # --------------------------------------------------------------------------- loading
