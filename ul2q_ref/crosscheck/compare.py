@@ -1,0 +1,521 @@
+r"""Comparing one case's result with the expected one, and the report of a whole run.
+
+For every case it compares
+
+* the **statistics step** — α and β (and Δ for ternary), per channel, in ulps of the case's
+  ``parameter_dtype``; by default they must be bit-exact, ``stats_ulps`` allows a distance
+  (an integer, ``"stated"`` for each case's own ``tolerance_ulps``, or ``"any"``: not
+  compared at all);
+* the codes and reconstruction ŵ of the **whole pipeline**: if the implementation's α and β
+  are bit-exact they must equal the case's expected encode step, otherwise (within the
+  statistics allowance) they must equal the reference's encode step *run with the
+  implementation's own α and β*;
+* the **encode step** given the case's α and β: codes and ŵ.
+
+Equal means equal bit patterns, except that +0 and −0 are equal and all NaNs are equal.
+With ``tolerance_ulps = N`` ŵ may differ by up to N ulps and a code may differ where the input
+lies within N ulps of the boundary between the two codes (so the code of some input at most
+N ulps away). Codes the case leaves undefined (``null``: the caffe profile's NaN channels)
+are not compared.
+
+Partial results are accepted and said so: a whole pipeline without α and β ("ŵ only": its
+statistics and codes are not checked, ŵ must equal the reference's), or without codes (they
+are inferred from ŵ with the implementation's own α and β, q = round((ŵ − β)/α + z)). An
+encode-only case may be answered ``{"id", "not_answerable": reason}`` by an implementation
+without an encode step: it neither passes nor fails. Failures are explained by
+:mod:`.explain`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import explain, steps
+from .case import Case
+from .encoding import describe, from_hex, shift_ulps, ulp_distance
+
+NULL_CODE = explain.NULL_CODE
+
+
+@dataclass
+class Options:
+    """How strict the comparison is.
+
+    tolerance_ulps : int
+        Allowed ulp distance of ŵ (and code leeway near boundaries); 0 = bit-exact.
+    stats_ulps : int, "stated", "any" or None
+        Allowed ulp distance of α, β, Δ; None means "the same as tolerance_ulps", "stated"
+        each case's own ``tolerance_ulps`` (null there: bit-exact), "any" no comparison (the
+        whole pipeline is then checked with the implementation's own α, β).
+    """
+
+    tolerance_ulps: int = 0
+    stats_ulps: int | str | None = None
+
+    def stats_allowance(self, case: Case, name: str) -> int | None:
+        """The allowed ulp distance of parameter `name` in `case`; None: not compared."""
+        if self.stats_ulps == "any":
+            return None
+        if self.stats_ulps == "stated":
+            stated = (case.tolerance or {}).get(name)
+            return 0 if stated is None else int(stated)
+        if self.stats_ulps is None:
+            return self.tolerance_ulps
+        return int(self.stats_ulps)
+
+
+PASS, FAIL, NOT_ANSWERABLE = "pass", "fail", "not answerable"
+
+
+@dataclass
+class Outcome:
+    """The verdict on one case, the lines explaining it, and what its failure points to.
+
+    ``notes`` qualify a verdict without changing it (parts not checked, NaN on both sides);
+    ``aspects`` are the implementation aspects a failure points to (:data:`explain.ASPECTS`).
+    """
+
+    case_id: str
+    passed: bool
+    bit_exact: bool
+    lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    aspects: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    status: str = PASS
+
+    def fail(self, line: str, aspects: list[str] | None = None) -> Outcome:
+        """Mark the case failed with `line` (and the aspects it points to)."""
+        self.passed = False
+        self.bit_exact = False
+        self.status = FAIL
+        self.lines.append(line)
+        for aspect in aspects or []:
+            if aspect not in self.aspects:
+                self.aspects.append(aspect)
+        return self
+
+
+@dataclass
+class Report:
+    """Every case's outcome, plus notes about the run."""
+
+    outcomes: list[Outcome]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        """How many cases passed."""
+        return sum(outcome.status == PASS for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        """How many cases failed."""
+        return sum(outcome.status == FAIL for outcome in self.outcomes)
+
+    @property
+    def not_answerable(self) -> int:
+        """How many encode-only cases the implementation declared it cannot answer."""
+        return sum(outcome.status == NOT_ANSWERABLE for outcome in self.outcomes)
+
+    def summary(self) -> str:
+        """The last line of every report: ``N passed, N failed`` (``, N not answerable``)."""
+        text = f"{self.passed} passed, {self.failed} failed"
+        return text + (f", {self.not_answerable} not answerable" if self.not_answerable
+                       else "")
+
+    def grouping(self) -> list[str]:
+        """Failures counted by case flag and by the aspect they point to."""
+        failures = [o for o in self.outcomes if o.status == FAIL]
+        if not failures:
+            return []
+        by_flag = Counter(flag for o in failures for flag in (o.flags or ["(no flag)"]))
+        by_aspect = Counter(aspect for o in failures for aspect in (o.aspects or ["other"]))
+        return [
+            f"failures by flag: {_counts(by_flag)}",
+            f"failures point to: {_counts(by_aspect)} (leads, not verdicts: "
+            "`ul2q-ref diagnose` separates the aspects)",
+        ]
+
+    def render(self, *, quiet: bool = False) -> str:
+        """The report as text: one line per case (failures with details), then the summary."""
+        lines: list[str] = list(self.notes)
+        for outcome in self.outcomes:
+            if outcome.status == PASS:
+                if not quiet:
+                    extra = [] if outcome.bit_exact else ["within tolerance"]
+                    extra += outcome.notes
+                    lines.append(f"PASS {outcome.case_id}"
+                                 + (f" ({'; '.join(extra)})" if extra else ""))
+            elif outcome.status == NOT_ANSWERABLE:
+                if not quiet:
+                    lines.append(f"N/A  {outcome.case_id} ({'; '.join(outcome.notes)})")
+            else:
+                lines.append(f"FAIL {outcome.case_id}")
+                lines.extend(f"     {line}" for line in outcome.lines + outcome.notes)
+        lines.extend(self.grouping())
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counter.most_common())
+
+
+# --------------------------------------------------------------------------- one case
+
+
+class Malformed(ValueError):
+    """A result that does not follow the results format."""
+
+
+def check_case(case: Case, result: dict[str, Any] | None, options: Options) -> Outcome:
+    """The verdict on one case."""
+    outcome = Outcome(case.id, True, True, flags=list(case.flags))
+    if result is None:
+        return outcome.fail("no result for this case")
+    if not isinstance(result, dict):
+        return outcome.fail(f"malformed result: not a JSON object ({type(result).__name__})")
+    if result.get("error") is not None:
+        return outcome.fail(f"the implementation reported an error: {result['error']}")
+    if result.get("not_answerable") is not None:
+        reason = str(result["not_answerable"])[:200]
+        if case.stats is None:
+            outcome.passed, outcome.status = False, NOT_ANSWERABLE
+            outcome.notes.append(f"not answerable: {reason}")
+            return outcome
+        return outcome.fail(f"the implementation says it cannot answer ({reason}); only "
+                            "encode-only cases may be not answerable")
+    try:
+        if case.stats is not None:
+            _check_quantize(case, result.get("quantize"), options, outcome)
+        encoded = result.get("encode")
+        if encoded is not None:
+            params = (case.encode_alpha, case.encode_beta, case.encode_threshold)
+            _check_arrays(case, "encode", encoded, case.codes, case.defined, case.output,
+                          params, options, outcome, given=params)
+        elif case.stats is None:
+            outcome.fail("encode: no result (this case checks the encode step only)")
+    except Malformed as error:
+        outcome.fail(f"malformed result: {error}")
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as error:
+        outcome.fail(f"malformed result: {type(error).__name__}: {str(error)[:200]}")
+    if outcome.status == FAIL and not outcome.aspects:
+        outcome.aspects.extend(explain.fallback_aspects(case.flags))
+    return outcome
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+", re.ASCII)
+_CODE_LIMIT = 2**62
+
+
+def _floats(record: Any, dtype: str, count: int, what: str) -> np.ndarray:
+    patterns = record.get("hex") if isinstance(record, dict) else record
+    if not isinstance(patterns, list):
+        raise Malformed(f"{what}: expected {{\"hex\": [...]}}")
+    if len(patterns) != count:
+        raise Malformed(f"{what}: expected {count} value(s), got {len(patterns)}")
+    for index, text in enumerate(patterns):
+        if not isinstance(text, str) or not _HEX.fullmatch(text):
+            raise Malformed(f"{what}: element {index}: {str(text)[:40]!r} is not an ASCII "
+                            "hexadecimal bit pattern")
+    try:
+        return from_hex(patterns, dtype)
+    except ValueError as error:
+        raise Malformed(f"{what}: {error}") from None
+
+
+def _codes(record: Any, count: int, what: str) -> np.ndarray:
+    if not isinstance(record, list) or len(record) != count:
+        size = len(record) if isinstance(record, list) else type(record).__name__
+        raise Malformed(f"{what}: expected a list of {count} integers, got {size}")
+    values = []
+    for code in record:
+        if code is None:
+            values.append(NULL_CODE)
+        elif isinstance(code, int) and not isinstance(code, bool):
+            if not -_CODE_LIMIT <= code <= _CODE_LIMIT:
+                raise Malformed(f"{what}: {str(code)[:40]} is far outside any code range")
+            values.append(code)
+        else:
+            raise Malformed(f"{what}: {code!r} is not an integer")
+    return np.array(values, dtype=np.int64)
+
+
+def _sigma(case: Case) -> np.ndarray | None:
+    if case.stats is None or "std" not in case.stats.details:
+        return None
+    return np.asarray(case.stats.details["std"], dtype=np.float64).reshape(-1)
+
+
+def _check_quantize(case: Case, got: Any, options: Options, outcome: Outcome) -> None:
+    if not isinstance(got, dict):
+        outcome.fail("quantize: no result (the statistics step and whole pipeline)")
+        return
+    stats = case.stats
+    assert stats is not None
+    dtype = case.parameter_dtype
+    channels = stats.alpha.size
+    names = ["alpha", "beta"] + (["threshold"] if stats.threshold is not None else [])
+    expected: dict[str, np.ndarray] = {"alpha": stats.alpha, "beta": stats.beta}
+    if stats.threshold is not None:
+        expected["threshold"] = stats.threshold
+    given = [name for name in names if name in got]
+    case_params = (case.encode_alpha, case.encode_beta, case.encode_threshold)
+    if not given:
+        outcome.notes.append("ŵ only: no α, β given, so the statistics step and the codes "
+                             "are not checked; ŵ is compared with the reference's")
+        _check_arrays(case, "quantize", got, case.codes, case.defined, case.output,
+                      case_params, options, outcome, given=None, whole_pipeline=True)
+        return
+    missing = [name for name in names if name not in got]
+    if missing:
+        raise Malformed(f"quantize.{missing[0]} is missing (give all of "
+                        f"{', '.join(names)} or none)")
+    got_params = {name: _floats(got[name], dtype, channels, f"quantize.{name}")
+                  .astype(np.float64) for name in names}
+    distances: list[str] = []
+    within, exact = True, True
+    bad_lines: list[str] = []
+    for name in names:
+        distance = ulp_distance(expected[name], got_params[name], dtype)
+        allowed = options.stats_allowance(case, name)
+        worst = max(distance)
+        distances.append(f"{name} {explain.ulps(worst)}")
+        exact = exact and worst == 0
+        if allowed is None:
+            continue
+        for channel, ulps in enumerate(distance):
+            if ulps > allowed:
+                within = False
+                label = name if channels == 1 else f"{name}[{channel}]"
+                want, have = expected[name][channel], got_params[name][channel]
+                bad_lines.append(
+                    f"quantize: {label} expected {describe(want, dtype)} got "
+                    f"{describe(have, dtype)}: {explain.ulps(ulps)}, "
+                    f"{explain.difference(want, have)} (allowed {allowed})")
+                break
+    outcome.bit_exact = outcome.bit_exact and exact
+    _note_both_nan(case, got_params["alpha"], outcome)
+    off = {line.split()[1].split("[")[0] for line in bad_lines}
+    parameter_lines = _parameter_lines(case, got_params, skip=off)
+    own = (got_params["alpha"], got_params["beta"], got_params.get("threshold"))
+    if not within:
+        aspects = explain.statistics_aspects(
+            stats.alpha, got_params["alpha"], bool(off - {"alpha"}), _sigma(case),
+            _values_per_channel(case), case.bits, case.flags)
+        outcome.fail(f"quantize: statistics off by {', '.join(distances)} (parameter "
+                     f"dtype {dtype})", aspects)
+        outcome.lines.extend(bad_lines)
+        outcome.lines.extend(parameter_lines)
+    if exact:
+        reference = (case.codes, case.defined, case.output, case_params)
+    elif not all(np.isfinite(value).all() for value in own if value is not None):
+        reference = (case.codes, case.defined, case.output, case_params)
+        if not within:
+            outcome.lines.append("quantize: codes and ŵ compared with the reference's (the "
+                                 "implementation's α or β is not finite)")
+    else:
+        with np.errstate(all="ignore"):
+            codes, defined, output = steps.encode(case.scheme, case.profile, case.weights,
+                                                  case.bits, case.axis, *own)
+        reference = (codes, defined, output, own)
+    before = len(outcome.lines)
+    _check_arrays(case, "quantize", got, reference[0], reference[1], reference[2],
+                  reference[3], options, outcome, given=own, whole_pipeline=True)
+    if within and len(outcome.lines) > before:
+        outcome.lines[before:before] = [f"quantize: statistics {', '.join(distances)}",
+                                        *parameter_lines]
+    elif not within and not exact and reference[3] is own and len(outcome.lines) == before:
+        outcome.lines.append("quantize: with its own α, β the codes and ŵ are the "
+                             "definition's encode step: only the statistics step differs")
+
+
+def _values_per_channel(case: Case) -> int:
+    if case.axis is None:
+        return int(case.weights.size)
+    return int(case.weights.size // case.weights.shape[case.axis])
+
+
+def _parameter_lines(case: Case, got: dict[str, np.ndarray], skip: set[str]) -> list[str]:
+    """α and β on both sides (first differing channel), and λ_eff = α/σ.
+
+    Parameters named in `skip` were already reported with their allowance.
+    """
+    assert case.stats is not None
+    dtype = case.parameter_dtype
+    lines = []
+    for name, symbol in (("alpha", "α"), ("beta", "β")):
+        if name in skip:
+            continue
+        want, have = case.stats.alpha if name == "alpha" else case.stats.beta, got[name]
+        same = (want == have) | (np.isnan(want) & np.isnan(have))
+        channel = 0 if same.all() else int(np.flatnonzero(~same)[0])
+        where = "" if want.size == 1 else f"[{channel}]"
+        if same.all():
+            lines.append(f"quantize: {symbol}{where} {describe(want[channel], dtype)} on both "
+                         "sides")
+        else:
+            lines.append(f"quantize: {symbol}{where} expected {describe(want[channel], dtype)} "
+                         f"got {describe(have[channel], dtype)} "
+                         f"({explain.difference(want[channel], have[channel])})")
+    lam = explain.lambda_line(case.stats.alpha, got["alpha"], _sigma(case))
+    if lam is not None:
+        lines.append(f"quantize: {lam}")
+    return lines
+
+
+def _note_both_nan(case: Case, got_alpha: np.ndarray, outcome: Outcome) -> None:
+    """Say so when α is NaN on both sides: equal bits, but maybe not the same cause."""
+    assert case.stats is not None
+    both = np.isnan(case.stats.alpha) & np.isnan(got_alpha)
+    if not both.any():
+        return
+    sigma = _sigma(case)
+    if case.profile == "caffe" and sigma is not None and np.isnan(sigma[both]).all():
+        why = ("the reference's because the caffe profile's variance E[w²] − μ² rounds below "
+               "zero here (σ = NaN)")
+    else:
+        why = "the reference's as the case defines it"
+    outcome.notes.append(
+        f"α is NaN on both sides ({int(both.sum())} channel(s)): {why}; the implementation's "
+        "cause is not visible in its result (a negative variance, or 0/0 from n − 1 = 0 at "
+        "n = 1, look alike), so equal NaNs pass")
+
+
+def _check_arrays(
+    case: Case,
+    label: str,
+    got: Any,
+    codes: np.ndarray,
+    defined: np.ndarray,
+    output: np.ndarray,
+    params: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    options: Options,
+    outcome: Outcome,
+    *,
+    given: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None,
+    whole_pipeline: bool = False,
+) -> None:
+    """Compare codes and ŵ with `codes`, `output` (computed with `params`).
+
+    `given` are the α, β (Δ) the implementation used, when known: they infer codes from ŵ
+    when the result has none.
+    """
+    if not isinstance(got, dict) or "output" not in got:
+        raise Malformed(f"{label}: expected an object with \"output\" (and \"codes\")")
+    size = case.weights.size
+    got_codes: np.ndarray | None = None
+    if "codes" in got:
+        got_codes = _codes(got["codes"], size, f"{label}.codes")
+    got_output = _floats(got["output"], case.dtype, size, f"{label}.output")
+    if got_codes is None and given is not None:
+        got_codes = _infer_codes(case, got_output, given)
+        outcome.notes.append(f"{label}: codes not given; inferred from ŵ with the "
+                             "implementation's own α, β")
+    elif got_codes is None and not whole_pipeline:
+        outcome.notes.append(f"{label}: codes not given and not checked")
+    expected_codes = codes.reshape(-1)
+    known = defined.reshape(-1)
+    tolerance = options.tolerance_ulps
+    code_bad = None if got_codes is None else known & (got_codes != expected_codes)
+    if code_bad is not None and tolerance > 0 and code_bad.any():
+        low = _codes_at(case, shift_ulps(case.weights, -tolerance), params)
+        high = _codes_at(case, shift_ulps(case.weights, tolerance), params)
+        allowed = (got_codes >= np.minimum(low, high)) & (got_codes <= np.maximum(low, high))
+        code_bad &= ~allowed
+    distance = np.array(ulp_distance(output, got_output, case.dtype), dtype=np.float64)
+    output_bad = distance > tolerance
+    lowest, highest = explain.code_range(case.scheme, case.bits)
+    outside = np.zeros(size, dtype=bool) if got_codes is None else \
+        (got_codes != NULL_CODE) & ((got_codes < lowest) | (got_codes > highest))
+    exact = not (code_bad is not None and (known & (got_codes != expected_codes)).any()) \
+        and not (distance > 0).any()
+    outcome.bit_exact = outcome.bit_exact and exact
+    bad = output_bad | (code_bad if code_bad is not None else False) | outside
+    if not bad.any():
+        return
+    flat_weights = case.weights.reshape(-1)
+    alpha_per_element = _per_element(params[0], case)
+    worst = float(distance.max())
+    worst_at = int(np.argmax(distance))
+    flat_output = output.reshape(-1)
+    codes_text = ("codes not compared" if code_bad is None
+                  else f"codes differ at {int(code_bad.sum())} of {size}")
+    outcome.fail(f"{label}: {codes_text}, ŵ at {int(output_bad.sum())} of {size} (largest ŵ "
+                 f"difference {explain.ulps(worst)}, "
+                 f"{explain.difference(float(flat_output[worst_at]), float(got_output[worst_at]))}"
+                 f"; allowed {tolerance} ulps)")
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        assert got_codes is not None
+        outcome.fail(f"{label}: {int(outside.sum())} code(s) outside the {case.scheme} range "
+                     f"{lowest}..{highest} at k = {case.bits} (first: {int(got_codes[first])} "
+                     f"at index {first})", ["code_range"])
+    if not whole_pipeline:
+        outcome.lines.append(f"{label}: α {_first(params[0], case.parameter_dtype)}, β "
+                             f"{_first(params[1], case.parameter_dtype)} (given to both sides)")
+    outcome.lines.extend(explain.element_lines(
+        label, list(np.flatnonzero(bad)), case.weights.shape, flat_weights, case.dtype,
+        expected_codes, known, got_codes, output.reshape(-1), got_output, distance,
+        alpha_per_element))
+    low = _codes_at(case, shift_ulps(case.weights, -1), params)
+    high = _codes_at(case, shift_ulps(case.weights, 1), params)
+    lower_edge, upper_edge = low != expected_codes, high != expected_codes
+    threshold = np.where(lower_edge, expected_codes - 1, expected_codes)
+    found = explain.pattern(bad, code_bad, got_codes, expected_codes, output.reshape(-1),
+                            got_output, alpha_per_element, lower_edge | upper_edge, threshold,
+                            case.scheme, distance)
+    outcome.fail(f"{label}: pattern: {found.line}", found.aspects)
+
+
+def _first(values: np.ndarray, dtype: str) -> str:
+    text = describe(values[0], dtype)
+    return text if values.size == 1 else f"{text} (channel 0 of {values.size})"
+
+
+def _per_element(values: np.ndarray, case: Case) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float64).reshape(-1)
+    if case.axis is None:
+        return np.full(case.weights.size, vector[0])
+    shape = [1] * case.weights.ndim
+    shape[case.axis] = -1
+    return np.broadcast_to(vector.reshape(shape), case.weights.shape).reshape(-1)
+
+
+def _infer_codes(case: Case, output: np.ndarray,
+                 params: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> np.ndarray:
+    """q = round((ŵ − β)/α + z) with the implementation's α, β (codes absent from a result)."""
+    alpha = _per_element(params[0], case)
+    beta = _per_element(params[1], case)
+    with np.errstate(all="ignore"):
+        values = np.rint((output.astype(np.float64) - beta) / alpha
+                         + explain.zero_point(case.scheme))
+    usable = np.isfinite(values) & (np.abs(values) < 2**62)
+    return np.where(usable, values, NULL_CODE).astype(np.int64)
+
+
+def _codes_at(case: Case, weights: np.ndarray, params: tuple[Any, Any, Any]) -> np.ndarray:
+    largest = np.finfo(weights.dtype).max
+    weights = np.clip(weights, -largest, largest)  # shifting may have reached ±inf
+    with np.errstate(all="ignore"):
+        codes, _, _ = steps.encode(case.scheme, case.profile, weights, case.bits, case.axis,
+                                   *params)
+    return codes.reshape(-1)
+
+
+__all__ = [
+    "FAIL",
+    "NOT_ANSWERABLE",
+    "PASS",
+    "Malformed",
+    "Options",
+    "Outcome",
+    "Report",
+    "check_case",
+]

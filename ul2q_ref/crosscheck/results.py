@@ -1,0 +1,268 @@
+"""Reading an implementation's results: files, output streams, and ``.npy`` data sizes.
+
+Everything here is bounded before it is parsed: a results file by its size, a command's
+output line by :data:`MAX_LINE_BYTES` (read in chunks; a longer line is skipped without being
+held in memory), a ``.npy`` data file by the shape its case declares (header read, size
+compared, before any data is read or hashed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .case import RESULTS_FORMAT, SCHEMA_VERSION
+from .errors import CheckError
+
+MAX_RESULTS_BYTES = 1 << 30
+"""The largest results file :func:`load_results` reads."""
+
+MAX_LINE_BYTES = 16 << 20
+"""The longest result line a command may write (16 MiB; the largest case needs about 0.1 MiB)."""
+
+_CHUNK = 1 << 16
+_ID_PREFIX = re.compile(rb'\s*\{\s*"id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._-]{0,199})"')
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` whose every failure is a ValueError with one line.
+
+    Catches what ``json.loads`` raises besides JSONDecodeError on hostile text: a
+    RecursionError on very deep nesting, a ValueError on integers of more than 4300 digits.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error})") from None
+    except ValueError as error:  # e.g. "Exceeds the limit (4300 digits) for integer string"
+        raise ValueError(f"not acceptable JSON ({str(error).splitlines()[0]})") from None
+
+
+def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Read a results file into {case id: result}."""
+    file = Path(path)
+    try:
+        if not file.is_file():
+            raise CheckError(f"{path}: no such file" if not file.exists()
+                             else f"{path}: not a regular file")
+        if file.stat().st_size > MAX_RESULTS_BYTES:
+            raise CheckError(f"{path}: larger than {MAX_RESULTS_BYTES} bytes")
+        document = parse_json(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CheckError(f"{path}: not a readable JSON file ({error})") from None
+    if isinstance(document, dict):
+        if document.get("format", RESULTS_FORMAT) != RESULTS_FORMAT:
+            raise CheckError(f"{path}: format is {document.get('format')!r}, "
+                             f"expected {RESULTS_FORMAT!r}")
+        version = document.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise CheckError(f"{path}: results schema version {version!r} is not supported")
+        records = document.get("results")
+    else:
+        records = document
+    if not isinstance(records, list):
+        raise CheckError(f"{path}: expected a list of results (or {{\"results\": [...]}})")
+    results: dict[str, dict[str, Any]] = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise CheckError(f"{path}: result #{index} is not an object with a string \"id\"")
+        results[record["id"]] = record
+    return results
+
+
+# --------------------------------------------------------------------------- output lines
+
+
+@dataclass
+class Line:
+    """One line of a command's output: its text, or why it was not kept.
+
+    ``text`` is None for a line longer than the cap (``length`` bytes, so far as read) or
+    not UTF-8; ``problem`` then says which, and ``case_id`` is the id its first bytes name,
+    if they do (``{"id": "…"`` at the start).
+    """
+
+    number: int
+    text: str | None
+    problem: str | None = None
+    case_id: str | None = None
+
+
+def read_lines(stream: IO[bytes], max_line: int = MAX_LINE_BYTES) -> Iterator[Line]:
+    """The non-blank lines of `stream`, read in chunks; memory stays below `max_line` + 64 KiB.
+
+    A line longer than `max_line` bytes is skipped to its end without being kept (only its
+    first 256 bytes, to find its ``id``) and yielded with ``text=None`` and the problem.
+    """
+    number = 0
+    pending = bytearray()
+    skipping = False
+    skipped = 0
+    head = b""
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            break
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            start = len(chunk) if end < 0 else end + 1
+            if skipping:
+                skipped += len(piece)
+            elif len(pending) + len(piece) > max_line:
+                skipping, skipped = True, len(pending) + len(piece)
+                head = bytes(pending[:256]) + piece[:max(256 - len(pending), 0)]
+                pending = bytearray()
+            else:
+                pending += piece
+            if end >= 0:
+                number += 1
+                if skipping:
+                    yield _too_long(number, head, skipped, max_line)
+                    skipping, skipped = False, 0
+                elif pending.strip():
+                    yield _decoded(number, bytes(pending))
+                pending = bytearray()
+    if skipping:
+        yield _too_long(number + 1, head, skipped, max_line)
+    elif pending.strip():
+        yield _decoded(number + 1, bytes(pending))
+
+
+def _too_long(number: int, head: bytes, length: int, cap: int) -> Line:
+    match = _ID_PREFIX.match(head)
+    return Line(number, None, f"result line {number} is longer than the cap of {cap} bytes "
+                              f"(at least {length}): not parsed",
+                match.group(1).decode("ascii") if match else None)
+
+
+def _decoded(number: int, content: bytes) -> Line:
+    try:
+        return Line(number, content.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        match = _ID_PREFIX.match(content)
+        return Line(number, None, f"stdout is not UTF-8 ({error.reason} at byte "
+                                  f"{error.start} of line {number})",
+                    match.group(1).decode("ascii") if match else None)
+
+
+def parse_record(line: Line) -> dict[str, Any]:
+    """The JSON object on `line`; ValueError (one line) if it is not one."""
+    if line.text is None:
+        raise ValueError(line.problem or "unreadable line")
+    record = parse_json(line.text)
+    if not isinstance(record, dict):
+        raise ValueError(f"the result is not a JSON object: {line.text[:80]!r}")
+    return record
+
+
+# --------------------------------------------------------------------------- data files
+
+NPY_ITEM_SIZES = (4, 8)
+"""Item sizes a vectors data file may have (float32/int32, float64/int64)."""
+
+_MAX_NPY_HEADER = 1 << 16
+
+
+def check_npy_size(path: str | os.PathLike[str], count: int) -> None:
+    """Raise ValueError unless the ``.npy`` file at `path` holds exactly `count` values.
+
+    Reads only the header (at most 64 KiB) and compares ``len(header) + count·itemsize``
+    with the file's size, so a file far larger than its case declares is refused before any
+    of it is read or hashed. The dtype must be 4 or 8 bytes wide and the header's shape hold
+    `count` values.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{path}: not a regular file")
+    size = file.stat().st_size
+    with open(file, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(
+                    handle, max_header_size=_MAX_NPY_HEADER)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(
+                    handle, max_header_size=_MAX_NPY_HEADER)
+            else:
+                raise ValueError(f"format version {version} is not supported")
+        except (ValueError, OSError, SyntaxError) as error:
+            raise ValueError(f"{path}: not a readable .npy header "
+                             f"({str(error).splitlines()[0][:200]})") from None
+        header = handle.tell()
+    held = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if dtype.itemsize not in NPY_ITEM_SIZES:
+        raise ValueError(f"{path}: dtype {dtype} is not a 4- or 8-byte number")
+    if held != count:
+        raise ValueError(f"{path}: the header's shape {tuple(shape)} holds {held} values, "
+                         f"the case declares {count}")
+    expected = header + count * dtype.itemsize
+    if size != expected:
+        raise ValueError(f"{path}: {size} bytes, but {count} values of {dtype} need "
+                         f"{expected} (header included)")
+
+
+def check_data_files(document: Any, root: str | os.PathLike[str]) -> None:
+    """Check every ``.npy`` a vectors document references against its case's shape.
+
+    Input, codes and ŵ arrays must hold ``prod(shape)`` values, per-channel ones (α, β, …)
+    at most that many. Raises ValueError naming the case and file on the first mismatch.
+    Call before loading the suite (:func:`ul2q_ref.crosscheck.vectors.load_suite` reads and
+    hashes every data file in full).
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("cases"), list):
+        return
+    base = Path(root)
+    for case in document["cases"]:
+        if not isinstance(case, dict) or not isinstance(case.get("shape"), list):
+            continue
+        count = int(np.prod([int(n) for n in case["shape"]], dtype=np.int64))
+        for where, reference in _npy_references(case, ""):
+            path = base / str(reference["npy"])
+            full = where in ("input", "encode.codes", "encode.output")
+            try:
+                if full:
+                    check_npy_size(path, count)
+                else:
+                    _check_at_most(path, count)
+            except ValueError as error:
+                raise ValueError(f"case {case.get('id')}: {where}: {error}") from None
+
+
+def _check_at_most(path: Path, count: int) -> None:
+    if path.is_file() and path.stat().st_size > _MAX_NPY_HEADER + 8 * count:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes, more than {count} values "
+                         "of at most 8 bytes need")
+
+
+def _npy_references(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        if "npy" in node:
+            yield where, node
+            return
+        for key, value in node.items():
+            yield from _npy_references(value, f"{where}.{key}" if where else str(key))
+
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "MAX_RESULTS_BYTES",
+    "Line",
+    "check_data_files",
+    "check_npy_size",
+    "load_results",
+    "parse_json",
+    "parse_record",
+    "read_lines",
+]
