@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     from ..crosscheck.vectors import SuiteError, load_suite
 
     if args.print_adapter_template:
-        from ..crosscheck.adapt import template_text
+        from ..crosscheck.adapters import template_text
 
         sys.stdout.write(template_text())
         return 0

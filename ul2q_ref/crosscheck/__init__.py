@@ -6,7 +6,11 @@ many small, named cases, each saying what it tests.
 * :mod:`~ul2q_ref.crosscheck.vectors` writes and reads the suite (``ul2q-ref vectors``);
   ``vectors.schema.json`` beside it is the JSON Schema of ``vectors.json``.
 * :mod:`~ul2q_ref.crosscheck.check` compares an implementation's results with it
-  (``ul2q-ref check``).
+  (``ul2q-ref check``): :mod:`.compare` and :mod:`.explain` judge and explain each case,
+  :mod:`.supervise` runs commands, :mod:`.results` reads their output.
+* :func:`adapt` and :func:`adapt_torch_module` (from :mod:`.adapters`) turn a plain
+  quantiser into the checker's ``solve(request) -> result``; ``templates/adapter_template.py``
+  is the standalone adapter for other environments.
 * :mod:`~ul2q_ref.crosscheck.steps` defines the statistics and encode steps of every scheme.
 * :mod:`~ul2q_ref.crosscheck.reference_impl` answers the checker's protocol with this
   package (``python -m ul2q_ref.crosscheck.reference_impl``).
@@ -18,8 +22,21 @@ docs/crosscheck.md documents the format, the protocol and the defects the profil
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
 """The JSON Schema (draft 2020-12) of ``vectors.json``."""
 
-__all__ = ["SCHEMA_PATH"]
+_ADAPTERS = ("adapt", "adapt_torch_module")
+
+
+def __getattr__(name: str) -> Any:
+    """The adapters, imported when first used (they need NumPy; this package need not)."""
+    if name in _ADAPTERS:
+        from . import adapters
+
+        return getattr(adapters, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SCHEMA_PATH", "adapt", "adapt_torch_module"]

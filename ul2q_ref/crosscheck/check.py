@@ -92,7 +92,7 @@ def function_provider(solve: Callable[[dict[str, Any]], dict[str, Any]]) -> Prov
     """Answer every case in process with ``solve(request) -> result`` (a Python implementation).
 
     An exception raised for a case becomes that case's ``error`` result.
-    :func:`ul2q_ref.crosscheck.adapt.adapt` makes `solve` from a plain quantiser.
+    :func:`ul2q_ref.crosscheck.adapt` makes `solve` from a plain quantiser.
     """
 
     def provide(cases: list[Case]) -> dict[str, dict[str, Any]]:

@@ -414,14 +414,16 @@ def _check_arrays(
     if "codes" in got:
         got_codes = _codes(got["codes"], size, f"{label}.codes")
     got_output = _floats(got["output"], case.dtype, size, f"{label}.output")
+    inferable = np.ones(size, dtype=bool)
     if got_codes is None and given is not None:
-        got_codes = _infer_codes(case, got_output, given)
+        got_codes, inferable = _infer_codes(case, got_output, given)
         outcome.notes.append(f"{label}: codes not given; inferred from ŵ with the "
-                             "implementation's own α, β")
+                             "implementation's own α, β" + ("" if inferable.all() else
+                             " (not where α = 0: every code decodes to β there)"))
     elif got_codes is None and not whole_pipeline:
         outcome.notes.append(f"{label}: codes not given and not checked")
     expected_codes = codes.reshape(-1)
-    known = defined.reshape(-1)
+    known = defined.reshape(-1) & inferable
     tolerance = options.tolerance_ulps
     code_bad = None if got_codes is None else known & (got_codes != expected_codes)
     if code_bad is not None and tolerance > 0 and code_bad.any():
@@ -489,15 +491,20 @@ def _per_element(values: np.ndarray, case: Case) -> np.ndarray:
 
 
 def _infer_codes(case: Case, output: np.ndarray,
-                 params: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> np.ndarray:
-    """q = round((ŵ − β)/α + z) with the implementation's α, β (codes absent from a result)."""
+                 params: tuple[np.ndarray, np.ndarray, np.ndarray | None]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """q = round((ŵ − β)/α + z) with the implementation's α, β (codes absent from a result).
+
+    Returns the codes and where they could be inferred (not where α is 0 or not finite).
+    """
     alpha = _per_element(params[0], case)
     beta = _per_element(params[1], case)
     with np.errstate(all="ignore"):
         values = np.rint((output.astype(np.float64) - beta) / alpha
                          + explain.zero_point(case.scheme))
-    usable = np.isfinite(values) & (np.abs(values) < 2**62)
-    return np.where(usable, values, NULL_CODE).astype(np.int64)
+    inferable = np.isfinite(alpha) & (alpha != 0)
+    usable = inferable & np.isfinite(values) & (np.abs(values) < 2**62)
+    return np.where(usable, values, NULL_CODE).astype(np.int64), inferable
 
 
 def _codes_at(case: Case, weights: np.ndarray, params: tuple[Any, Any, Any]) -> np.ndarray:
