@@ -182,3 +182,46 @@ def test_not_answerable_only_for_encode_only_cases(case):
     assert "N/A  enc (not answerable: no encode step)" in report.render()
     assert ("the implementation says it cannot answer (no encode step); only encode-only "
             "cases may be not answerable") in report.outcomes[1].lines
+
+
+def test_the_docs_example_prints_what_the_docs_show(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "crosscheck.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "def theirs" in b]
+    (shown,) = re.findall(r"```text\n(FAIL ul2q-exact-k2-float32-random\n.*?)```", text, re.S)
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == shown
+
+
+def test_stats_ulps_any_on_the_command_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    vectors.write_suite(tmp_path / "v")
+    done = subprocess.run([sys.executable, "-m", "ul2q_ref", "check", str(tmp_path / "v"),
+                           "--self", "--stats-ulps", "any", "--select", "clip-k4-*",
+                           "--quiet"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for arguments, message in ((["--self", "--give-up-after", "2"],
+                                "--give-up-after needs --command without --batch"),
+                               (["--self", "--max-line-bytes", "10"],
+                                "--max-line-bytes needs --command"),
+                               (["--self", "--stats-ulps", "some"], "--stats-ulps")):
+        done = subprocess.run([sys.executable, "-m", "ul2q_ref", "check", str(tmp_path / "v"),
+                               *arguments], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 2 and message in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
