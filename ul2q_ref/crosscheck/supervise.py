@@ -97,7 +97,7 @@ def run_bounded(argv: list[str], stdin: Any, timeout: float,
     check_program(argv)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            process = subprocess.Popen([sys.executable, "-I", str(REAPER), "--", *argv],
+            process = subprocess.Popen([sys.executable, "-I", "-S", str(REAPER), "--", *argv],
                                        stdin=stdin, stdout=out, stderr=err,
                                        start_new_session=True)
         except OSError as error:
