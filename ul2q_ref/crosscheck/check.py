@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .case import Case
 from .compare import (
     FAIL,
     NOT_ANSWERABLE,
@@ -35,7 +34,6 @@ from .compare import (
     check_case,
 )
 from .errors import CheckError
-from .format import Suite, request_for
 from .results import (
     MAX_LINE_BYTES,
     MAX_RESULTS_BYTES,
@@ -47,6 +45,7 @@ from .results import (
     read_lines,
 )
 from .supervise import MAX_OUTPUT_BYTES, check_seconds, run_bounded
+from .vectors import Case, Suite, request_for
 
 Provider = Callable[[list[Case]], dict[str, dict[str, Any]]]
 """Something that answers a list of cases with a result per case id."""

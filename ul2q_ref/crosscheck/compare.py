@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from . import explain, steps
-from .case import Case
 from .encoding import describe, from_hex, shift_ulps, ulp_distance
+from .vectors import Case
 
 NULL_CODE = explain.NULL_CODE
 

@@ -18,8 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from .case import RESULTS_FORMAT, SCHEMA_VERSION
 from .errors import CheckError
+from .vectors import RESULTS_FORMAT, SCHEMA_VERSION
 
 MAX_RESULTS_BYTES = 1 << 30
 """The largest results file :func:`load_results` reads."""
