@@ -253,87 +253,107 @@ def _sigma(case: Case) -> np.ndarray | None:
     return np.asarray(case.stats.details["std"], dtype=np.float64).reshape(-1)
 
 
+@dataclass
+class _Statistics:
+    """The statistics step compared: distances per parameter, and which are beyond allowance."""
+
+    distances: list[str]
+    exact: bool
+    off: list[str]
+    lines: list[str]
+
+    @property
+    def within(self) -> bool:
+        return not self.off
+
+
 def _check_quantize(case: Case, got: Any, options: Options, outcome: Outcome) -> None:
     if not isinstance(got, dict):
         outcome.fail("quantize: no result (the statistics step and whole pipeline)")
         return
-    stats = case.stats
-    assert stats is not None
-    dtype = case.parameter_dtype
-    channels = stats.alpha.size
-    names = ["alpha", "beta"] + (["threshold"] if stats.threshold is not None else [])
-    expected: dict[str, np.ndarray] = {"alpha": stats.alpha, "beta": stats.beta}
-    if stats.threshold is not None:
-        expected["threshold"] = stats.threshold
-    given = [name for name in names if name in got]
+    assert case.stats is not None
     case_params = (case.encode_alpha, case.encode_beta, case.encode_threshold)
-    if not given:
+    got_params = _read_parameters(case, got)
+    if got_params is None:
         outcome.notes.append("ŵ only: no α, β given, so the statistics step and the codes "
                              "are not checked; ŵ is compared with the reference's")
         _check_arrays(case, "quantize", got, case.codes, case.defined, case.output,
                       case_params, options, outcome, given=None, whole_pipeline=True)
         return
-    missing = [name for name in names if name not in got]
-    if missing:
-        raise Malformed(f"quantize.{missing[0]} is missing (give all of "
-                        f"{', '.join(names)} or none)")
-    got_params = {name: _floats(got[name], dtype, channels, f"quantize.{name}")
-                  .astype(np.float64) for name in names}
-    distances: list[str] = []
-    within, exact = True, True
-    bad_lines: list[str] = []
-    for name in names:
-        distance = ulp_distance(expected[name], got_params[name], dtype)
-        allowed = options.stats_allowance(case, name)
-        worst = max(distance)
-        distances.append(f"{name} {explain.ulps(worst)}")
-        exact = exact and worst == 0
-        if allowed is None:
-            continue
-        for channel, ulps in enumerate(distance):
-            if ulps > allowed:
-                within = False
-                label = name if channels == 1 else f"{name}[{channel}]"
-                want, have = expected[name][channel], got_params[name][channel]
-                bad_lines.append(
-                    f"quantize: {label} expected {describe(want, dtype)} got "
-                    f"{describe(have, dtype)}: {explain.ulps(ulps)}, "
-                    f"{explain.difference(want, have)} (allowed {allowed})")
-                break
-    outcome.bit_exact = outcome.bit_exact and exact
+    compared = _compare_parameters(case, got_params, options)
+    outcome.bit_exact = outcome.bit_exact and compared.exact
     _note_both_nan(case, got_params["alpha"], outcome)
-    off = {line.split()[1].split("[")[0] for line in bad_lines}
-    parameter_lines = _parameter_lines(case, got_params, skip=off)
+    parameter_lines = _parameter_lines(case, got_params, skip=set(compared.off))
     own = (got_params["alpha"], got_params["beta"], got_params.get("threshold"))
-    if not within:
+    if not compared.within:
         aspects = explain.statistics_aspects(
-            stats.alpha, got_params["alpha"], bool(off - {"alpha"}), _sigma(case),
+            case.stats.alpha, got_params["alpha"], compared.off != ["alpha"], _sigma(case),
             _values_per_channel(case), case.bits, case.flags)
-        outcome.fail(f"quantize: statistics off by {', '.join(distances)} (parameter "
-                     f"dtype {dtype})", aspects)
-        outcome.lines.extend(bad_lines)
-        outcome.lines.extend(parameter_lines)
-    if exact:
+        outcome.fail(f"quantize: statistics off by {', '.join(compared.distances)} "
+                     f"(parameter dtype {case.parameter_dtype})", aspects)
+        outcome.lines.extend(compared.lines + parameter_lines)
+    own_finite = all(np.isfinite(value).all() for value in own if value is not None)
+    if compared.exact or not own_finite:
         reference = (case.codes, case.defined, case.output, case_params)
-    elif not all(np.isfinite(value).all() for value in own if value is not None):
-        reference = (case.codes, case.defined, case.output, case_params)
-        if not within:
+        if not compared.within and not own_finite:
             outcome.lines.append("quantize: codes and ŵ compared with the reference's (the "
                                  "implementation's α or β is not finite)")
-    else:
+    else:  # the definition's encode step with the implementation's own α, β
         with np.errstate(all="ignore"):
             codes, defined, output = steps.encode(case.scheme, case.profile, case.weights,
                                                   case.bits, case.axis, *own)
         reference = (codes, defined, output, own)
     before = len(outcome.lines)
-    _check_arrays(case, "quantize", got, reference[0], reference[1], reference[2],
-                  reference[3], options, outcome, given=own, whole_pipeline=True)
-    if within and len(outcome.lines) > before:
-        outcome.lines[before:before] = [f"quantize: statistics {', '.join(distances)}",
+    _check_arrays(case, "quantize", got, *reference, options, outcome, given=own,
+                  whole_pipeline=True)
+    if compared.within and len(outcome.lines) > before:
+        outcome.lines[before:before] = [f"quantize: statistics {', '.join(compared.distances)}",
                                         *parameter_lines]
-    elif not within and not exact and reference[3] is own and len(outcome.lines) == before:
+    elif not compared.within and reference[3] is own and len(outcome.lines) == before:
         outcome.lines.append("quantize: with its own α, β the codes and ŵ are the "
                              "definition's encode step: only the statistics step differs")
+
+
+def _read_parameters(case: Case, got: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """α, β (Δ) of a whole-pipeline result as float64 vectors; None when none is given."""
+    assert case.stats is not None
+    names = ["alpha", "beta"] + (["threshold"] if case.stats.threshold is not None else [])
+    if not any(name in got for name in names):
+        return None
+    missing = [name for name in names if name not in got]
+    if missing:
+        raise Malformed(f"quantize.{missing[0]} is missing (give all of "
+                        f"{', '.join(names)} or none)")
+    return {name: _floats(got[name], case.parameter_dtype, case.stats.alpha.size,
+                          f"quantize.{name}").astype(np.float64) for name in names}
+
+
+def _compare_parameters(case: Case, got: dict[str, np.ndarray],
+                        options: Options) -> _Statistics:
+    """Each parameter's ulp distance from the case's, against the allowance of `options`."""
+    assert case.stats is not None
+    dtype = case.parameter_dtype
+    expected = {"alpha": case.stats.alpha, "beta": case.stats.beta,
+                "threshold": case.stats.threshold}
+    compared = _Statistics([], True, [], [])
+    for name, value in got.items():
+        want = expected[name]
+        assert want is not None
+        distance = ulp_distance(want, value, dtype)
+        allowed = options.stats_allowance(case, name)
+        compared.distances.append(f"{name} {explain.ulps(max(distance))}")
+        compared.exact = compared.exact and max(distance) == 0
+        beyond = [] if allowed is None else \
+            [channel for channel, ulps in enumerate(distance) if ulps > allowed]
+        if beyond:
+            channel = beyond[0]
+            label = name if want.size == 1 else f"{name}[{channel}]"
+            compared.off.append(name)
+            compared.lines.append(
+                f"quantize: {label} expected {describe(want[channel], dtype)} got "
+                f"{describe(value[channel], dtype)}: {explain.ulps(distance[channel])}, "
+                f"{explain.difference(want[channel], value[channel])} (allowed {allowed})")
+    return compared
 
 
 def _values_per_channel(case: Case) -> int:
@@ -402,17 +422,64 @@ def _check_arrays(
     given: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None,
     whole_pipeline: bool = False,
 ) -> None:
-    """Compare codes and ŵ with `codes`, `output` (computed with `params`).
+    """Compare a result's codes and ŵ with `codes`, `output` (computed with `params`).
 
     `given` are the α, β (Δ) the implementation used, when known: they infer codes from ŵ
     when the result has none.
     """
+    got_codes, got_output, inferable = _read_arrays(case, label, got, given, whole_pipeline,
+                                                    outcome)
+    expected_codes = codes.reshape(-1)
+    known = defined.reshape(-1) & inferable
+    tolerance = options.tolerance_ulps
+    code_bad = None if got_codes is None else known & (got_codes != expected_codes)
+    exact_codes = code_bad is None or not code_bad.any()
+    if code_bad is not None and tolerance > 0 and code_bad.any():
+        low = _codes_at(case, shift_ulps(case.weights, -tolerance), params)
+        high = _codes_at(case, shift_ulps(case.weights, tolerance), params)
+        allowed = (got_codes >= np.minimum(low, high)) & (got_codes <= np.maximum(low, high))
+        code_bad &= ~allowed
+    distance = np.array(ulp_distance(output, got_output, case.dtype), dtype=np.float64)
+    output_bad = distance > tolerance
+    lowest, highest = explain.code_range(case.scheme, case.bits)
+    outside = np.zeros(case.weights.size, dtype=bool) if got_codes is None else \
+        (got_codes != NULL_CODE) & ((got_codes < lowest) | (got_codes > highest))
+    outcome.bit_exact = outcome.bit_exact and exact_codes and not (distance > 0).any()
+    bad = output_bad | outside
+    if code_bad is not None:
+        bad |= code_bad
+    if bad.any():
+        _explain_arrays(case, label, params, outcome, whole_pipeline,
+                        _Arrays(expected_codes, known, output.reshape(-1), got_codes,
+                                got_output, distance, code_bad, output_bad, outside, bad),
+                        tolerance)
+
+
+@dataclass
+class _Arrays:
+    """Codes and ŵ on both sides, flattened, with the masks of what fails."""
+
+    expected_codes: np.ndarray
+    known: np.ndarray
+    expected_output: np.ndarray
+    got_codes: np.ndarray | None
+    got_output: np.ndarray
+    distance: np.ndarray
+    code_bad: np.ndarray | None
+    output_bad: np.ndarray
+    outside: np.ndarray
+    bad: np.ndarray
+
+
+def _read_arrays(case: Case, label: str, got: Any,
+                 given: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None,
+                 whole_pipeline: bool, outcome: Outcome
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """A result's codes (given, inferred or None), ŵ, and where the codes are known."""
     if not isinstance(got, dict) or "output" not in got:
         raise Malformed(f"{label}: expected an object with \"output\" (and \"codes\")")
     size = case.weights.size
-    got_codes: np.ndarray | None = None
-    if "codes" in got:
-        got_codes = _codes(got["codes"], size, f"{label}.codes")
+    got_codes = _codes(got["codes"], size, f"{label}.codes") if "codes" in got else None
     got_output = _floats(got["output"], case.dtype, size, f"{label}.output")
     inferable = np.ones(size, dtype=bool)
     if got_codes is None and given is not None:
@@ -422,57 +489,45 @@ def _check_arrays(
                              " (not where α = 0: every code decodes to β there)"))
     elif got_codes is None and not whole_pipeline:
         outcome.notes.append(f"{label}: codes not given and not checked")
-    expected_codes = codes.reshape(-1)
-    known = defined.reshape(-1) & inferable
-    tolerance = options.tolerance_ulps
-    code_bad = None if got_codes is None else known & (got_codes != expected_codes)
-    if code_bad is not None and tolerance > 0 and code_bad.any():
-        low = _codes_at(case, shift_ulps(case.weights, -tolerance), params)
-        high = _codes_at(case, shift_ulps(case.weights, tolerance), params)
-        allowed = (got_codes >= np.minimum(low, high)) & (got_codes <= np.maximum(low, high))
-        code_bad &= ~allowed
-    distance = np.array(ulp_distance(output, got_output, case.dtype), dtype=np.float64)
-    output_bad = distance > tolerance
-    lowest, highest = explain.code_range(case.scheme, case.bits)
-    outside = np.zeros(size, dtype=bool) if got_codes is None else \
-        (got_codes != NULL_CODE) & ((got_codes < lowest) | (got_codes > highest))
-    exact = not (code_bad is not None and (known & (got_codes != expected_codes)).any()) \
-        and not (distance > 0).any()
-    outcome.bit_exact = outcome.bit_exact and exact
-    bad = output_bad | (code_bad if code_bad is not None else False) | outside
-    if not bad.any():
-        return
-    flat_weights = case.weights.reshape(-1)
-    alpha_per_element = _per_element(params[0], case)
-    worst = float(distance.max())
-    worst_at = int(np.argmax(distance))
-    flat_output = output.reshape(-1)
-    codes_text = ("codes not compared" if code_bad is None
-                  else f"codes differ at {int(code_bad.sum())} of {size}")
-    outcome.fail(f"{label}: {codes_text}, ŵ at {int(output_bad.sum())} of {size} (largest ŵ "
-                 f"difference {explain.ulps(worst)}, "
-                 f"{explain.difference(float(flat_output[worst_at]), float(got_output[worst_at]))}"
-                 f"; allowed {tolerance} ulps)")
-    if outside.any():
-        first = int(np.flatnonzero(outside)[0])
-        assert got_codes is not None
-        outcome.fail(f"{label}: {int(outside.sum())} code(s) outside the {case.scheme} range "
-                     f"{lowest}..{highest} at k = {case.bits} (first: {int(got_codes[first])} "
-                     f"at index {first})", ["code_range"])
+    return got_codes, got_output, inferable
+
+
+def _explain_arrays(case: Case, label: str,
+                    params: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+                    outcome: Outcome, whole_pipeline: bool, arrays: _Arrays,
+                    tolerance: int) -> None:
+    """The failure lines of a codes-and-ŵ comparison (counts, range, elements, pattern)."""
+    size = case.weights.size
+    worst_at = int(np.argmax(arrays.distance))
+    codes_text = ("codes not compared" if arrays.code_bad is None
+                  else f"codes differ at {int(arrays.code_bad.sum())} of {size}")
+    difference = explain.difference(float(arrays.expected_output[worst_at]),
+                                    float(arrays.got_output[worst_at]))
+    outcome.fail(f"{label}: {codes_text}, ŵ at {int(arrays.output_bad.sum())} of {size} "
+                 f"(largest ŵ difference {explain.ulps(float(arrays.distance[worst_at]))}, "
+                 f"{difference}; allowed {tolerance} ulps)")
+    if arrays.outside.any():
+        assert arrays.got_codes is not None
+        first = int(np.flatnonzero(arrays.outside)[0])
+        lowest, highest = explain.code_range(case.scheme, case.bits)
+        outcome.fail(f"{label}: {int(arrays.outside.sum())} code(s) outside the {case.scheme} "
+                     f"range {lowest}..{highest} at k = {case.bits} (first: "
+                     f"{int(arrays.got_codes[first])} at index {first})", ["code_range"])
     if not whole_pipeline:
         outcome.lines.append(f"{label}: α {_first(params[0], case.parameter_dtype)}, β "
                              f"{_first(params[1], case.parameter_dtype)} (given to both sides)")
+    alpha = _per_element(params[0], case)
     outcome.lines.extend(explain.element_lines(
-        label, list(np.flatnonzero(bad)), case.weights.shape, flat_weights, case.dtype,
-        expected_codes, known, got_codes, output.reshape(-1), got_output, distance,
-        alpha_per_element))
-    low = _codes_at(case, shift_ulps(case.weights, -1), params)
-    high = _codes_at(case, shift_ulps(case.weights, 1), params)
-    lower_edge, upper_edge = low != expected_codes, high != expected_codes
-    threshold = np.where(lower_edge, expected_codes - 1, expected_codes)
-    found = explain.pattern(bad, code_bad, got_codes, expected_codes, output.reshape(-1),
-                            got_output, alpha_per_element, lower_edge | upper_edge, threshold,
-                            case.scheme, distance)
+        label, list(np.flatnonzero(arrays.bad)), case.weights.shape, case.weights.reshape(-1),
+        case.dtype, arrays.expected_codes, arrays.known, arrays.got_codes,
+        arrays.expected_output, arrays.got_output, arrays.distance, alpha))
+    lower_edge = _codes_at(case, shift_ulps(case.weights, -1), params) != arrays.expected_codes
+    upper_edge = _codes_at(case, shift_ulps(case.weights, 1), params) != arrays.expected_codes
+    threshold = np.where(lower_edge, arrays.expected_codes - 1, arrays.expected_codes)
+    found = explain.pattern(arrays.bad, arrays.code_bad, arrays.got_codes,
+                            arrays.expected_codes, arrays.expected_output, arrays.got_output,
+                            alpha, lower_edge | upper_edge, threshold, case.scheme,
+                            arrays.distance)
     outcome.fail(f"{label}: pattern: {found.line}", found.aspects)
 
 
