@@ -113,7 +113,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="the implementation's results (format in docs/crosscheck.md)")
     source.add_argument("--command", metavar="CMD", type=_command,
                         help="run CMD (split like a shell would, run without a shell) per "
-                             "case: one JSON request line on stdin, one JSON result on stdout")
+                             "case: one JSON request line on stdin, one JSON result on "
+                             "stdout; every process CMD starts is killed when it ends "
+                             "(on Linux also those that left its session)")
     source.add_argument("--self", action="store_true", dest="check_self",
                         help="check this package itself (in process)")
     parser.add_argument("--batch", action="store_true",
