@@ -263,3 +263,16 @@ def test_the_adapters_are_importable_from_the_package():
 
     assert adapt_function is adapters.adapt
     assert adapt_torch_module is adapters.adapt_torch_module
+
+
+def test_the_filled_template_also_answers_one_process_per_case(tmp_path, suite_dir,
+                                                               implementation):
+    _, lambda_hex = implementation
+    script = filled_template(tmp_path, lambda_hex)
+    done = subprocess.run([sys.executable, "-m", "ul2q_ref", "check", str(suite_dir),
+                           "--command", f"{sys.executable} -I {script}", "--select",
+                           "ul2q-exact-k4-float*-random", "--select",
+                           "ul2q-exact-k2-float32-constant-channel-0.25", "--quiet"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "3 passed, 0 failed"
