@@ -37,9 +37,11 @@ from .errors import CheckError
 from .results import (
     MAX_LINE_BYTES,
     MAX_RESULTS_BYTES,
+    NoResult,
     check_data_files,
     check_npy_size,
     load_results,
+    no_result,
     parse_json,
     parse_record,
     read_lines,
@@ -153,22 +155,23 @@ def command_provider(command: str, *, timeout: float = 60.0,
         raise CheckError(f"give_up_after must be at least 1, got {give_up_after}")
 
     def provide(cases: list[Case]) -> dict[str, dict[str, Any]]:
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
         stop = time.monotonic() + deadline
         timeouts = 0
         for case in cases:
             remaining = stop - time.monotonic()
             if timeouts >= give_up_after:
-                results[case.id] = {"id": case.id, "error": (
-                    f"not run: the command timed out on {give_up_after} consecutive cases")}
+                results[case.id] = no_result(case.id, f"not run: the command timed out on "
+                                                      f"{give_up_after} consecutive cases")
                 continue
             if remaining <= 0:
-                results[case.id] = {"id": case.id, "error": f"not run: the overall deadline "
-                                                             f"of {deadline:g} s passed"}
+                results[case.id] = no_result(case.id, f"not run: the overall deadline of "
+                                                      f"{deadline:g} s passed")
                 continue
-            results[case.id] = _run_one(argv, _request_line(case), case.id,
-                                        min(timeout, remaining), max_line)
-            timed_out = str(results[case.id].get("error", "")).startswith("timed out")
+            result = _run_one(argv, _request_line(case), case.id, min(timeout, remaining),
+                              max_line)
+            results[case.id] = result
+            timed_out = isinstance(result, NoResult) and result["error"].startswith("timed out")
             timeouts = timeouts + 1 if timed_out else 0
         return results
 
@@ -177,21 +180,36 @@ def command_provider(command: str, *, timeout: float = 60.0,
 
 def _run_one(argv: list[str], line: bytes, case_id: str, timeout: float,
              max_line: int) -> dict[str, Any]:
+    """The result of one run of the command: its first output line that is a JSON object.
+
+    Lines before it that are not JSON objects (a library's log line on stdout) are skipped.
+    """
     with tempfile.TemporaryFile() as request:
         request.write(line)
         request.seek(0)
         with run_bounded(argv, request, timeout) as finished:
             if finished.problem is not None:
-                return {"id": case_id, "error": finished.problem}
+                return no_result(case_id, finished.problem)
             if finished.returncode != 0:
-                return {"id": case_id, "error": f"exit status {finished.returncode}: "
-                                                f"{finished.stderr_tail}"}
+                return no_result(case_id, f"exit status {finished.returncode}: "
+                                          f"{finished.stderr_tail}")
+            skipped = None
             for row in read_lines(finished.stdout, max_line):
+                if row.text is None:
+                    return no_result(case_id, f"unusable output: {row.problem}")
                 try:
                     return parse_record(row)
                 except ValueError as error:
-                    return {"id": case_id, "error": f"unusable output: {error}"}
-    return {"id": case_id, "error": "no output on stdout"}
+                    skipped = skipped or f"line {row.number}: {error}"
+    return no_result(case_id, "no JSON object on stdout" + (f" ({skipped})" if skipped else ""))
+
+
+class Answers(dict):  # type: ignore[type-arg]
+    """A provider's {case id: result}, with notes about the run for the report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
 
 
 def batch_provider(command: str, *, timeout: float = 600.0,
@@ -199,8 +217,10 @@ def batch_provider(command: str, *, timeout: float = 600.0,
     """Run `command` once for all cases: request lines on stdin, result lines (any order).
 
     Lines that are not JSON objects with a string ``id`` answer no case (those cases fail
-    with "no result"); a line longer than `max_line` bytes fails the case its first bytes
-    name (``{"id": "…"``), unparsed.
+    with "no result"; the report counts the lines and quotes the first). A line longer than
+    `max_line` bytes fails the case its first bytes name (``{"id": "…"``), unparsed. When
+    the command times out or exits with an error, the results it wrote are checked and the
+    cases it did not answer fail with the reason; CheckError only when it answered none.
     """
     argv = _argv(command)
     timeout = check_seconds(timeout, "timeout")
@@ -211,30 +231,48 @@ def batch_provider(command: str, *, timeout: float = 600.0,
                 requests.write(_request_line(case))
             requests.seek(0)
             with run_bounded(argv, requests, timeout) as finished:
+                results = _batch_results(finished.stdout, max_line)
                 if finished.problem is not None:
-                    raise CheckError(f"{argv[0]} {finished.problem}")
-                if finished.returncode != 0:
-                    raise CheckError(f"{argv[0]} exited with status {finished.returncode}: "
-                                     f"{finished.stderr_tail}")
-                return _batch_results(finished.stdout, max_line)
+                    failure = f"{argv[0]} {finished.problem}"
+                elif finished.returncode != 0:
+                    failure = (f"{argv[0]} exited with status {finished.returncode}: "
+                               f"{finished.stderr_tail}")
+                else:
+                    return results
+        if not set(results) & {case.id for case in cases}:
+            raise CheckError(failure)
+        for case in cases:
+            if case.id not in results:
+                results[case.id] = no_result(case.id, f"{failure} (before answering this "
+                                                      "case)")
+        results.notes.append(f"note: {failure}; the results it wrote before are checked")
+        return results
 
     return provide
 
 
-def _batch_results(stream: Any, max_line: int) -> dict[str, dict[str, Any]]:
-    results: dict[str, dict[str, Any]] = {}
+def _batch_results(stream: Any, max_line: int) -> Answers:
+    results = Answers()
+    ignored: list[str] = []
     for row in read_lines(stream, max_line):
         if row.text is None:
             if row.case_id is None:
-                raise CheckError(f"output line {row.number}: {row.problem}, and names no case")
-            results[row.case_id] = {"id": row.case_id, "error": row.problem}
+                ignored.append(f"line {row.number}: {row.problem}")
+            else:
+                results[row.case_id] = no_result(row.case_id, row.problem or "unreadable")
             continue
         try:
             record = parse_record(row)
         except ValueError as error:
-            raise CheckError(f"output line {row.number}: {error}") from None
+            ignored.append(f"line {row.number}: {error}")
+            continue
         if isinstance(record.get("id"), str):
             results[record["id"]] = record
+        else:
+            ignored.append(f"line {row.number}: no string \"id\"")
+    if ignored:
+        results.notes.append(f"note: {len(ignored)} output line(s) are not results and "
+                             f"were ignored (first: {ignored[0][:200]})")
     return results
 
 
@@ -250,6 +288,7 @@ def check_suite(
     results = provider(cases)
     known = {case.id for case in cases}
     report = Report([check_case(case, results.get(case.id), options) for case in cases])
+    report.notes.extend(getattr(results, "notes", []))
     stray = sorted(set(results) - known)
     if stray and len(results) > len(known):
         report.notes.append(f"note: {len(stray)} result(s) name no selected case "

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import explain, steps
 from .encoding import describe, from_hex, shift_ulps, ulp_distance
+from .results import NoResult
 from .vectors import Case
 
 NULL_CODE = explain.NULL_CODE
@@ -77,7 +78,9 @@ class Outcome:
     """The verdict on one case, the lines explaining it, and what its failure points to.
 
     ``notes`` qualify a verdict without changing it (parts not checked, NaN on both sides);
-    ``aspects`` are the implementation aspects a failure points to (:data:`explain.ASPECTS`).
+    ``aspects`` are the implementation aspects a failure points to (:data:`explain.ASPECTS`);
+    ``compared`` is False for a failure without a comparison (no result, an error reported,
+    a malformed result), which points to no aspect.
     """
 
     case_id: str
@@ -88,6 +91,7 @@ class Outcome:
     aspects: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     status: str = PASS
+    compared: bool = True
 
     def fail(self, line: str, aspects: list[str] | None = None) -> Outcome:
         """Mark the case failed with `line` (and the aspects it points to)."""
@@ -135,12 +139,17 @@ class Report:
         if not failures:
             return []
         by_flag = Counter(flag for o in failures for flag in (o.flags or ["(no flag)"]))
-        by_aspect = Counter(aspect for o in failures for aspect in (o.aspects or ["other"]))
-        return [
-            f"failures by flag: {_counts(by_flag)}",
-            f"failures point to: {_counts(by_aspect)} (leads, not verdicts: "
-            "`ul2q-ref diagnose` separates the aspects)",
-        ]
+        compared = [o for o in failures if o.compared]
+        by_aspect = Counter(aspect for o in compared for aspect in (o.aspects or ["other"]))
+        lines = [f"failures by flag: {_counts(by_flag)}"]
+        if compared:
+            lines.append(f"failures point to: {_counts(by_aspect)} (leads, not verdicts: "
+                         "`ul2q-ref diagnose` separates the aspects)")
+        if len(compared) < len(failures):
+            lines.append(f"failures without a comparison: {len(failures) - len(compared)} "
+                         "(no result, an error, or a malformed result: they point to no "
+                         "aspect)")
+        return lines
 
     def render(self, *, quiet: bool = False) -> str:
         """The report as text: one line per case (failures with details), then the summary."""
@@ -177,8 +186,13 @@ class Malformed(ValueError):
 def check_case(case: Case, result: dict[str, Any] | None, options: Options) -> Outcome:
     """The verdict on one case."""
     outcome = Outcome(case.id, True, True, flags=list(case.flags))
+    if result is None or isinstance(result, NoResult) or not isinstance(result, dict) \
+            or result.get("error") is not None:
+        outcome.compared = False
     if result is None:
         return outcome.fail("no result for this case")
+    if isinstance(result, NoResult):
+        return outcome.fail(f"no result: {result['error']}")
     if not isinstance(result, dict):
         return outcome.fail(f"malformed result: not a JSON object ({type(result).__name__})")
     if result.get("error") is not None:
@@ -189,6 +203,7 @@ def check_case(case: Case, result: dict[str, Any] | None, options: Options) -> O
             outcome.passed, outcome.status = False, NOT_ANSWERABLE
             outcome.notes.append(f"not answerable: {reason}")
             return outcome
+        outcome.compared = False
         return outcome.fail(f"the implementation says it cannot answer ({reason}); only "
                             "encode-only cases may be not answerable")
     try:
@@ -202,10 +217,12 @@ def check_case(case: Case, result: dict[str, Any] | None, options: Options) -> O
         elif case.stats is None:
             outcome.fail("encode: no result (this case checks the encode step only)")
     except Malformed as error:
+        outcome.compared = False
         outcome.fail(f"malformed result: {error}")
     except (ValueError, TypeError, OverflowError, KeyError, IndexError) as error:
+        outcome.compared = False
         outcome.fail(f"malformed result: {type(error).__name__}: {str(error)[:200]}")
-    if outcome.status == FAIL and not outcome.aspects:
+    if outcome.status == FAIL and outcome.compared and not outcome.aspects:
         outcome.aspects.extend(explain.fallback_aspects(case.flags))
     return outcome
 

@@ -79,6 +79,24 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     return results
 
 
+# --------------------------------------------------------------------------- missing results
+
+
+class NoResult(dict):  # type: ignore[type-arg]
+    """The record the checker puts in place of a result the implementation did not give.
+
+    ``{"id": …, "error": why}`` like an implementation's error record, so code that reads
+    results keeps working, but told apart by its type: the command timed out, was not run,
+    exited with an error or wrote unusable output — the checker says so instead of "the
+    implementation reported an error".
+    """
+
+
+def no_result(case_id: str, why: str) -> NoResult:
+    """The record for case `case_id` that got no usable result, and `why`."""
+    return NoResult(id=case_id, error=why)
+
+
 # --------------------------------------------------------------------------- output lines
 
 
@@ -259,9 +277,11 @@ __all__ = [
     "MAX_LINE_BYTES",
     "MAX_RESULTS_BYTES",
     "Line",
+    "NoResult",
     "check_data_files",
     "check_npy_size",
     "load_results",
+    "no_result",
     "parse_json",
     "parse_record",
     "read_lines",
