@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ul2q_ref.crosscheck import check, vectors
+from ul2q_ref.crosscheck import adapters, check, encoding, explain, vectors
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["ul2q-exact-k2-float32-random", "ul2q-exact-k2-float64-random",
@@ -121,3 +123,90 @@ def test_a_batch_that_crashes_part_way_keeps_what_it_answered(cases, script):
 def test_a_batch_that_answers_nothing_is_still_a_run_level_error(cases, script):
     with pytest.raises(check.CheckError, match="exited with status 3: pretend crash$"):
         check.check_suite(cases, check.batch_provider(script(answered=0)))
+
+
+# --------------------------------------------------------------------------- adapt(fn)
+
+W = np.linspace(-1.0, 1.0, 6, dtype=np.float32)
+W_HAT = np.where(W < 0, -0.5, 0.5).astype(np.float32)  # any ŵ of the right shape and dtype
+
+
+def _request(bits: int = 2) -> dict:
+    return {"id": "x", "scheme": "ul2q", "bits": bits, "axis": None, "dtype": "float32",
+            "shape": [6], "parameter_dtype": "float64",
+            "input": {"hex": encoding.to_hex(W, "float32")}, "quantize": True}
+
+
+@pytest.mark.parametrize("returned, message", [
+    # Before: a (6, 1) ŵ was flattened and compared; (3,) became "expected 6 value(s)".
+    (W_HAT.reshape(6, 1), "quantize()'s w_hat has shape (6, 1); expected the input's shape "
+                          "(6,)"),
+    (np.float32(0.5), "quantize()'s w_hat has shape (); expected the input's shape (6,)"),
+    # Before: a complex ŵ passed after a ComplexWarning.
+    (W_HAT + 0j, "quantize()'s w_hat has dtype complex64; expected real numbers"),
+    (np.array(["a"] * 6), "quantize()'s w_hat has dtype <U1; expected real numbers"),
+    # Before: codes 0.5 were truncated to 0 by int().
+    ((0.1, 0.0, np.array([0.5, 0, 0, 1, 1, 2]), W_HAT),
+     "quantize()'s codes are not whole numbers (first: 0.5 at index 0)"),
+    ((0.1, 0.0, np.array([0, 0, 0, 1, 1, np.nan]), W_HAT),
+     "quantize()'s codes are not whole numbers (first: nan at index 5)"),
+    ((0.1, 0.0, W_HAT), "quantize() returned a tuple of 3; expected w_hat or (alpha, beta, "
+                        "codes, w_hat)"),
+    ({"alpha": 0.1, "beta": 0.0, "what": W_HAT},
+     'quantize() returned a dict without "w_hat" (its keys: alpha, beta, what)'),
+    (None, "quantize() returned None; expected w_hat or (alpha, beta, codes, w_hat)"),
+])
+def test_adapt_names_what_is_wrong_with_a_return_value(returned, message):
+    solve = adapters.adapt(lambda w, bits: returned)
+    with pytest.raises(ValueError) as raised:
+        solve(_request())
+    assert str(raised.value) == message
+
+
+def test_adapt_takes_a_list_as_w_hat_and_whole_float_codes():
+    # Before: a list was read as (α, β, codes, ŵ), so a 4-element list was misread and any
+    # other length was refused; float codes 1.0, 2.0 (TensorFlow's habit) are whole numbers.
+    result = adapters.adapt(lambda w, bits: [float(x) for x in W_HAT])(_request())
+    assert result["quantize"]["output"]["hex"] == encoding.to_hex(W_HAT, "float32")
+    codes = np.array([-1.0, -1.0, 0.0, 1.0, 2.0, 2.0], dtype=np.float32)
+    result = adapters.adapt(lambda w, bits: (0.5, 0.0, codes, W_HAT))(_request())
+    assert result["quantize"]["codes"] == [-1, -1, 0, 1, 2, 2]
+
+
+def test_adapt_refuses_what_is_not_a_function():
+    with pytest.raises(TypeError, match=r"^adapt: quantize must be a function, got int$"):
+        adapters.adapt(42)
+    with pytest.raises(TypeError, match=r"^adapt: encode must be a function, got str$"):
+        adapters.adapt(lambda w, bits: w, encode="encode")
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def test_a_zero_point_shift_under_float32_rounding_is_still_a_zero_point():
+    # Before: "ŵ − ŵ_ref ranges from +0.498 α to +0.501 α …", aspect "other". β = 1000 and
+    # α = 0.001 in float32: ŵ is rounded to ulp(1000) = 2^-14, 0.061 α, so the shift of
+    # α/2 is seen only to ±0.061 α. The median is computed here in exact arithmetic.
+    alpha, beta = 0.001, 1000.0
+    codes = np.array([-1, 0, 0, 1, 2, -1], dtype=np.int64)
+    expected = np.array([alpha * (q - 0.5) + beta for q in codes], dtype=np.float32)
+    got = np.array([alpha * q + beta for q in codes], dtype=np.float32)
+    shifts = sorted(Fraction(float(g)) - Fraction(float(e)) for e, g in zip(expected, got))
+    median = (shifts[2] + shifts[3]) / 2 / Fraction(alpha)
+    bad = np.ones(6, dtype=bool)
+    found = explain.pattern(bad, np.zeros(6, dtype=bool), codes, codes, expected, got,
+                            np.full(6, alpha), np.zeros(6, dtype=bool), codes,
+                            "ul2q", np.full(6, 8.0))
+    assert found.aspects == ["zero_point"]
+    assert found.line == (f"every ŵ is {float(median):.3f} α above the reference (±0.061 α: "
+                          "ŵ is rounded to float32); codes agree")
+
+
+@pytest.mark.parametrize("flags, aspect", [(["subnormal"], "subnormals"),
+                                           (["huge-mean"], "statistics_precision")])
+def test_alpha_zero_where_the_reference_has_one_is_not_lambda(flags, aspect):
+    # Before: α = 0 against α_ref = 7.7e-311 (σ flushed to 0 on subnormal input) pointed to
+    # "lambda": the relative difference, 1, is beyond 10⁻³.
+    found = explain.statistics_aspects(np.array([7.7e-311]), np.array([0.0]), False,
+                                       np.array([7.73e-311]), 24, 2, flags)
+    assert found == [aspect]

@@ -107,6 +107,9 @@ def adapt(
     schemes : sequence of str
         The schemes it implements; requests for others are answered with an error.
     """
+    for name, function in (("quantize", quantize), ("encode", encode)):
+        if function is not None and not callable(function):
+            raise TypeError(f"adapt: {name} must be a function, got {type(function).__name__}")
     whole = _with_axis(quantize, 3, "quantize")
     given = None if encode is None else _with_axis(encode, 5, "encode")
     names = tuple(schemes)

@@ -22,6 +22,22 @@ handled here. What to return:
   thresholds). Leave it as ``None`` if your implementation has no such step: those cases
   are reported as "not answerable" instead of failing.
 
+ŵ and codes must have the input's shape; ŵ may be any array-like NumPy can convert (a
+TensorFlow eager tensor, a JAX array, a list), codes whole numbers of any dtype. Typical
+bodies of quantize(), for an implementation ``my_quantize``:
+
+* TensorFlow: ``return my_quantize(tf.constant(w), bits).numpy()`` (import tensorflow as
+  tf at the top; a per-channel ``axis`` is the NumPy axis of ``w``);
+* JAX: ``return np.asarray(my_quantize(jnp.asarray(w), bits))`` (jax_enable_x64 must be on
+  for float64 requests, or they come back rounded to float32);
+* a C library through ctypes: ``x = np.ascontiguousarray(w)``, ``out = np.empty_like(x)``,
+  ``lib.quantize(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
+  x.size, bits)``, ``return out`` (check the element type: float32 requests are ``float``,
+  float64 ones ``double``).
+
+Return (alpha, beta, codes, w_hat) instead of w_hat when the implementation exposes them:
+the checker then also compares the statistics step and the codes.
+
 The hex helpers below repeat ``ul2q_ref.crosscheck.encoding`` on purpose (this file must
 not import ul2q-ref); ``ul2q_ref.crosscheck.adapt`` reuses :func:`answer` from this file.
 
@@ -75,22 +91,55 @@ def _channels(value, count, dtype):
     return {"hex": to_hex(vector, dtype)}
 
 
-def _codes(codes, size):
-    values = np.asarray(codes).reshape(-1)
-    if values.size != size:
-        raise ValueError(f"expected {size} codes, got {values.size}")
+def _array(value, shape, what, kinds):
+    """`value` as a NumPy array of the input's `shape` whose dtype kind is in `kinds`."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:  # a ragged list, an object without __array__
+        raise ValueError(f"{what} is not an array of numbers ({type(value).__name__}: "
+                         f"{str(error).splitlines()[0][:80]})") from None
+    if array.dtype.kind not in kinds:
+        raise ValueError(f"{what} has dtype {array.dtype}; expected real numbers")
+    if array.shape != shape:
+        raise ValueError(f"{what} has shape {array.shape}; expected the input's shape {shape}")
+    return array
+
+
+def _w_hat(value, w, what):
+    return _array(value, w.shape, what, "fiu").astype(w.dtype)
+
+
+def _codes(codes, w, what):
+    values = _array(codes, w.shape, what, "fiub").reshape(-1)
+    if values.dtype.kind == "f":
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            first = int(np.flatnonzero(~whole)[0])
+            raise ValueError(f"{what} are not whole numbers (first: {float(values[first])!r} at "
+                             f"index {first})")
     return [int(q) for q in values]
 
 
 def _parts(returned):
-    """(alpha, beta, codes, w_hat) from whatever quantize() returned (None where absent)."""
+    """(alpha, beta, codes, w_hat) from whatever quantize() returned (None where absent).
+
+    A tuple holds the four parts; a dict the keys alpha, beta, codes, w_hat; anything else
+    (an array, a list of numbers, a framework's tensor) is w_hat alone.
+    """
     if isinstance(returned, dict):
         w_hat = returned.get("w_hat", returned.get("output"))
+        if w_hat is None:
+            raise ValueError(f"quantize() returned a dict without \"w_hat\" (its keys: "
+                             f"{', '.join(map(str, returned))})")
         return returned.get("alpha"), returned.get("beta"), returned.get("codes"), w_hat
-    if isinstance(returned, (tuple, list)):
+    if isinstance(returned, tuple):
         if len(returned) != 4:
-            raise ValueError("quantize() must return w_hat or (alpha, beta, codes, w_hat)")
-        return tuple(returned)
+            raise ValueError(f"quantize() returned a tuple of {len(returned)}; expected w_hat "
+                             "or (alpha, beta, codes, w_hat)")
+        return returned
+    if returned is None:
+        raise ValueError("quantize() returned None; expected w_hat or (alpha, beta, codes, "
+                         "w_hat)")
     return None, None, None, returned
 
 
@@ -108,12 +157,12 @@ def answer(request, quantize, encode=None, schemes=SCHEMES):
         alpha, beta, codes, w_hat = _parts(quantize(w, bits, axis))
         if w_hat is None:
             raise ValueError("quantize() returned no w_hat")
-        part = {"output": {"hex": to_hex(np.asarray(w_hat).astype(dtype), dtype)}}
+        part = {"output": {"hex": to_hex(_w_hat(w_hat, w, "quantize()'s w_hat"), dtype)}}
         if alpha is not None and beta is not None:
             part["alpha"] = _channels(alpha, channels, parameter)
             part["beta"] = _channels(beta, channels, parameter)
         if codes is not None:
-            part["codes"] = _codes(codes, w.size)
+            part["codes"] = _codes(codes, w, "quantize()'s codes")
         result["quantize"] = part
     if encode is None:
         if not request.get("quantize", True):
@@ -128,8 +177,8 @@ def answer(request, quantize, encode=None, schemes=SCHEMES):
     if not isinstance(returned, (tuple, list)) or len(returned) != 2:
         raise ValueError("encode() must return (codes, w_hat)")
     codes, w_hat = returned
-    result["encode"] = {"codes": _codes(codes, w.size),
-                        "output": {"hex": to_hex(np.asarray(w_hat).astype(dtype), dtype)}}
+    result["encode"] = {"codes": _codes(codes, w, "encode()'s codes"),
+                        "output": {"hex": to_hex(_w_hat(w_hat, w, "encode()'s w_hat"), dtype)}}
     return result
 
 
