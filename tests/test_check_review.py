@@ -191,7 +191,8 @@ def test_a_zero_point_shift_under_float32_rounding_is_still_a_zero_point():
     codes = np.array([-1, 0, 0, 1, 2, -1], dtype=np.int64)
     expected = np.array([alpha * (q - 0.5) + beta for q in codes], dtype=np.float32)
     got = np.array([alpha * q + beta for q in codes], dtype=np.float32)
-    shifts = sorted(Fraction(float(g)) - Fraction(float(e)) for e, g in zip(expected, got))
+    shifts = sorted(Fraction(float(g)) - Fraction(float(e))
+                    for e, g in zip(expected, got, strict=True))
     median = (shifts[2] + shifts[3]) / 2 / Fraction(alpha)
     bad = np.ones(6, dtype=bool)
     found = explain.pattern(bad, np.zeros(6, dtype=bool), codes, codes, expected, got,
@@ -210,3 +211,32 @@ def test_alpha_zero_where_the_reference_has_one_is_not_lambda(flags, aspect):
     found = explain.statistics_aspects(np.array([7.7e-311]), np.array([0.0]), False,
                                        np.array([7.73e-311]), 24, 2, flags)
     assert found == [aspect]
+
+
+def test_the_given_alpha_beta_line_names_the_channel_of_the_first_difference(tmp_path):
+    # Before: "encode: α … (channel 0 of 6), β … (channel 0 of 6)" beside a first difference
+    # at index (1, 1), whose channel (axis 0) is 1.
+    import struct
+
+    from ul2q_ref.crosscheck.reference_impl import solve
+
+    vectors.write_suite(tmp_path)
+    case = check.select_cases(vectors.load_suite(tmp_path).cases,
+                              patterns=["ul2q-exact-k4-float64-near-threshold"])[0]
+    assert case.weights.shape == (6, 3) and case.axis == 0
+    result = solve(vectors.request_for(case))
+    result["encode"]["codes"][1 * 3 + 1] -= 1  # element (1, 1) only
+    outcome = check.check_case(case, result, check.Options())
+    alpha_bits = struct.pack(">d", float(case.encode_alpha[1])).hex()
+    beta_bits = struct.pack(">d", float(case.encode_beta[1])).hex()
+    given = [line for line in outcome.lines if line.endswith("(given to both sides)")]
+    assert len(given) == 1
+    assert given[0].startswith(f"encode: α 0x{alpha_bits} (")
+    assert f"(channel 1 of 6), β 0x{beta_bits} (" in given[0]
+    assert given[0].endswith("(channel 1 of 6) (given to both sides)")
+
+
+def test_adapt_torch_module_refuses_what_is_not_a_module_or_factory():
+    with pytest.raises(TypeError, match=r"^adapt_torch_module: expected a torch.nn.Module or "
+                                        r"a factory \(bits, axis\) -> module, got int$"):
+        adapters.adapt_torch_module(42)

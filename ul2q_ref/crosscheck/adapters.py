@@ -150,6 +150,9 @@ def adapt_torch_module(
     encode, schemes
         As for :func:`adapt`.
     """
+    if not callable(module):
+        raise TypeError(f"adapt_torch_module: expected a torch.nn.Module or a factory "
+                        f"(bits, axis) -> module, got {type(module).__name__}")
 
     def quantize(w: np.ndarray, bits: int, axis: int | None) -> dict[str, Any]:
         import torch

@@ -531,8 +531,10 @@ def _explain_arrays(case: Case, label: str,
                      f"range {lowest}..{highest} at k = {case.bits} (first: "
                      f"{int(arrays.got_codes[first])} at index {first})", ["code_range"])
     if not whole_pipeline:
-        outcome.lines.append(f"{label}: α {_first(params[0], case.parameter_dtype)}, β "
-                             f"{_first(params[1], case.parameter_dtype)} (given to both sides)")
+        channel = _channel_of(case, int(np.flatnonzero(arrays.bad)[0]))
+        outcome.lines.append(f"{label}: α {_at(params[0], channel, case.parameter_dtype)}, β "
+                             f"{_at(params[1], channel, case.parameter_dtype)} (given to both "
+                             "sides)")
     alpha = _per_element(params[0], case)
     outcome.lines.extend(explain.element_lines(
         label, list(np.flatnonzero(arrays.bad)), case.weights.shape, case.weights.reshape(-1),
@@ -548,9 +550,18 @@ def _explain_arrays(case: Case, label: str,
     outcome.fail(f"{label}: pattern: {found.line}", found.aspects)
 
 
-def _first(values: np.ndarray, dtype: str) -> str:
-    text = describe(values[0], dtype)
-    return text if values.size == 1 else f"{text} (channel 0 of {values.size})"
+def _channel_of(case: Case, flat: int) -> int:
+    """The channel of the element at C-order index `flat` (0 without a channel axis)."""
+    if case.axis is None:
+        return 0
+    return int(np.unravel_index(flat, case.weights.shape)[case.axis])
+
+
+def _at(values: np.ndarray, channel: int, dtype: str) -> str:
+    """Parameter `values` at `channel`, with the channel named when there are several."""
+    vector = np.asarray(values).reshape(-1)
+    text = describe(vector[channel], dtype)
+    return text if vector.size == 1 else f"{text} (channel {channel} of {vector.size})"
 
 
 def _per_element(values: np.ndarray, case: Case) -> np.ndarray:
