@@ -240,3 +240,42 @@ def test_adapt_torch_module_refuses_what_is_not_a_module_or_factory():
     with pytest.raises(TypeError, match=r"^adapt_torch_module: expected a torch.nn.Module or "
                                         r"a factory \(bits, axis\) -> module, got int$"):
         adapters.adapt_torch_module(42)
+
+
+def test_unclipped_codes_make_a_code_range_pattern_not_other():
+    # Before: "codes differ by -1 to +1 at 2 of 4 elements, 0 of them on a threshold"
+    # (aspect "other") beside the line flagging the same codes as out of range.
+    expected = np.array([-1, 0, 1, 2], dtype=np.int64)  # k = 2: codes -1..2
+    got = np.array([-2, 0, 1, 3], dtype=np.int64)        # floor((w − β)/α) + 1, unclipped
+    outside = np.array([True, False, False, True])
+    w_ref = np.array([-0.15, -0.05, 0.05, 0.15])
+    w_got = np.array([-0.25, -0.05, 0.05, 0.25])
+    found = explain.pattern(outside, expected != got, got, expected, w_ref, w_got,
+                            np.full(4, 0.1), np.zeros(4, dtype=bool), expected, "ul2q",
+                            np.full(4, 1e15), outside)
+    assert found.line == ("codes differ only where the implementation's code is outside the "
+                          "code range (2 of 4): not clipped")
+    assert found.aspects == ["code_range"]
+
+
+def test_an_out_of_range_code_is_located_like_the_element_lines(tmp_path):
+    # Before: "(first: 2 at index 5)" beside element lines that say "index (0, 1, 1)".
+    from ul2q_ref.crosscheck.reference_impl import solve
+
+    vectors.write_suite(tmp_path)
+    case = check.select_cases(vectors.load_suite(tmp_path).cases,
+                              patterns=["ul2q-exact-k1-float32-random"])[0]
+    assert case.weights.shape == (2, 3, 4)
+    result = solve(vectors.request_for(case))
+    result["quantize"]["codes"][5] = 2  # k = 1: codes 0..1; flat 5 is (0, 1, 1)
+    lines = check.check_case(case, result, check.Options()).lines
+    assert ("quantize: 1 code(s) outside the ul2q range 0..1 at k = 1 (first: 2 at index "
+            "(0, 1, 1))") in lines
+
+
+def test_a_small_positive_excess_on_a_tiny_alpha_also_points_to_epsilon():
+    # Before: only "lambda_above_8": α = 10⁻⁶ + 10⁻⁸ is 1 % above α_ref = 10⁻⁶, beyond 10⁻³
+    # relative, but the excess 10⁻⁸ is what an additive ε gives.
+    found = explain.statistics_aspects(np.array([1e-6]), np.array([1e-6 + 1e-8]), False,
+                                       np.array([1e-4]), 24, 9, [])
+    assert found == ["lambda_above_8", "epsilon"]

@@ -529,7 +529,8 @@ def _explain_arrays(case: Case, label: str,
         lowest, highest = explain.code_range(case.scheme, case.bits)
         outcome.fail(f"{label}: {int(arrays.outside.sum())} code(s) outside the {case.scheme} "
                      f"range {lowest}..{highest} at k = {case.bits} (first: "
-                     f"{int(arrays.got_codes[first])} at index {first})", ["code_range"])
+                     f"{int(arrays.got_codes[first])} at index "
+                     f"{explain.index_text(first, case.weights.shape)})", ["code_range"])
     if not whole_pipeline:
         channel = _channel_of(case, int(np.flatnonzero(arrays.bad)[0]))
         outcome.lines.append(f"{label}: α {_at(params[0], channel, case.parameter_dtype)}, β "
@@ -546,7 +547,7 @@ def _explain_arrays(case: Case, label: str,
     found = explain.pattern(arrays.bad, arrays.code_bad, arrays.got_codes,
                             arrays.expected_codes, arrays.expected_output, arrays.got_output,
                             alpha, lower_edge | upper_edge, threshold, case.scheme,
-                            arrays.distance)
+                            arrays.distance, arrays.outside)
     outcome.fail(f"{label}: pattern: {found.line}", found.aspects)
 
 
