@@ -279,3 +279,27 @@ def test_a_small_positive_excess_on_a_tiny_alpha_also_points_to_epsilon():
     found = explain.statistics_aspects(np.array([1e-6]), np.array([1e-6 + 1e-8]), False,
                                        np.array([1e-4]), 24, 9, [])
     assert found == ["lambda_above_8", "epsilon"]
+
+
+def test_stats_ulps_any_says_the_statistics_differ_instead_of_within_tolerance(tmp_path):
+    # Before: "PASS … (within tolerance)" although no tolerance was given and α was off by
+    # 433617743611 ulps (λ from the paper's Table I): the statistics were simply not compared.
+    from ul2q_ref.crosscheck.reference_impl import solve
+
+    vectors.write_suite(tmp_path)
+    case = check.select_cases(vectors.load_suite(tmp_path).cases,
+                              patterns=["ul2q-exact-k2-float32-random"])[0]
+    result = solve(vectors.request_for(case))
+    alpha = encoding.from_hex(result["quantize"]["alpha"]["hex"], "float64")[0]
+    result["quantize"]["alpha"] = {"hex": encoding.to_hex(
+        np.array([np.nextafter(alpha, np.inf)]), "float64")}  # one ulp above
+    report = check.check_suite([case], check.function_provider(lambda request: result),
+                               check.Options(0, "any"))
+    assert report.render().splitlines()[0] == (
+        "PASS ul2q-exact-k2-float32-random (statistics not compared (--stats-ulps any): "
+        "alpha 1 ulp, beta 0 ulps from the reference's; codes and ŵ checked with its own "
+        "α, β)")
+    tolerant = check.check_suite([case], check.function_provider(lambda request: result),
+                                 check.Options(0, 1))
+    assert tolerant.render().splitlines()[0] == ("PASS ul2q-exact-k2-float32-random (within "
+                                                 "tolerance)")

@@ -80,7 +80,9 @@ class Outcome:
     ``notes`` qualify a verdict without changing it (parts not checked, NaN on both sides);
     ``aspects`` are the implementation aspects a failure points to (:data:`explain.ASPECTS`);
     ``compared`` is False for a failure without a comparison (no result, an error reported,
-    a malformed result), which points to no aspect.
+    a malformed result), which points to no aspect; ``tolerated`` is True when a tolerance
+    absorbed a difference (``bit_exact`` is also False when ``--stats-ulps any`` skipped
+    differing statistics, which is no tolerance).
     """
 
     case_id: str
@@ -92,6 +94,7 @@ class Outcome:
     flags: list[str] = field(default_factory=list)
     status: str = PASS
     compared: bool = True
+    tolerated: bool = False
 
     def fail(self, line: str, aspects: list[str] | None = None) -> Outcome:
         """Mark the case failed with `line` (and the aspects it points to)."""
@@ -157,7 +160,7 @@ class Report:
         for outcome in self.outcomes:
             if outcome.status == PASS:
                 if not quiet:
-                    extra = [] if outcome.bit_exact else ["within tolerance"]
+                    extra = ["within tolerance"] if outcome.tolerated else []
                     extra += outcome.notes
                     lines.append(f"PASS {outcome.case_id}"
                                  + (f" ({'; '.join(extra)})" if extra else ""))
@@ -299,6 +302,12 @@ def _check_quantize(case: Case, got: Any, options: Options, outcome: Outcome) ->
         return
     compared = _compare_parameters(case, got_params, options)
     outcome.bit_exact = outcome.bit_exact and compared.exact
+    if options.stats_ulps == "any" and not compared.exact:
+        outcome.notes.append(f"statistics not compared (--stats-ulps any): "
+                             f"{', '.join(compared.distances)} from the reference's; codes "
+                             "and ŵ checked with its own α, β")
+    elif not compared.exact:
+        outcome.tolerated = True
     _note_both_nan(case, got_params["alpha"], outcome)
     parameter_lines = _parameter_lines(case, got_params, skip=set(compared.off))
     own = (got_params["alpha"], got_params["beta"], got_params.get("threshold"))
@@ -462,6 +471,7 @@ def _check_arrays(
     outside = np.zeros(case.weights.size, dtype=bool) if got_codes is None else \
         (got_codes != NULL_CODE) & ((got_codes < lowest) | (got_codes > highest))
     outcome.bit_exact = outcome.bit_exact and exact_codes and not (distance > 0).any()
+    outcome.tolerated = outcome.tolerated or not exact_codes or bool((distance > 0).any())
     bad = output_bad | outside
     if code_bad is not None:
         bad |= code_bad
