@@ -110,7 +110,7 @@ def test_a_batch_that_crashes_part_way_keeps_what_it_answered(cases, script):
     # Before: "ul2q-ref check: error: python exited with status 3", every result lost.
     report = check.check_suite(cases, check.batch_provider(script(answered=1)))
     lines = report.render().splitlines()
-    crashed = f"{sys.executable} exited with status 3: pretend crash"
+    crashed = f"{sys.executable} ended with exit status 3: pretend crash"
     assert lines[0] == f"note: {crashed}; the results it wrote before are checked"
     assert lines[1] == f"PASS {CASES[0]}"
     assert lines[2:6] == [f"FAIL {CASES[1]}",
@@ -121,7 +121,7 @@ def test_a_batch_that_crashes_part_way_keeps_what_it_answered(cases, script):
 
 
 def test_a_batch_that_answers_nothing_is_still_a_run_level_error(cases, script):
-    with pytest.raises(check.CheckError, match="exited with status 3: pretend crash$"):
+    with pytest.raises(check.CheckError, match="ended with exit status 3: pretend crash$"):
         check.check_suite(cases, check.batch_provider(script(answered=0)))
 
 
@@ -303,3 +303,20 @@ def test_stats_ulps_any_says_the_statistics_differ_instead_of_within_tolerance(t
                                  check.Options(0, 1))
     assert tolerant.render().splitlines()[0] == ("PASS ul2q-exact-k2-float32-random (within "
                                                  "tolerance)")
+
+
+def test_a_command_ended_by_a_signal_is_named_and_an_empty_stderr_adds_no_colon(cases,
+                                                                              tmp_path):
+    # Before: "exit status 139: " (the reaper reports signal N as 128 + N, like a shell).
+    script = tmp_path / "segv.py"
+    script.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    report = check.check_suite(cases[:1], check.command_provider(f"{sys.executable} {script}"))
+    assert report.outcomes[0].lines == ["no result: exit status 139 (SIGSEGV)"]
+
+
+def test_a_batch_that_answers_no_case_says_so(cases, tmp_path):
+    # Before: only "no result for this case" per case, with nothing about the command.
+    script = tmp_path / "silent.py"
+    script.write_text("import sys\nsys.stdin.read()\n")
+    report = check.check_suite(cases, check.batch_provider(f"{sys.executable} {script}"))
+    assert report.notes == [f"note: {sys.executable} answered none of the 3 cases"]

@@ -46,7 +46,7 @@ from .results import (
     parse_record,
     read_lines,
 )
-from .supervise import MAX_OUTPUT_BYTES, check_seconds, run_bounded
+from .supervise import MAX_OUTPUT_BYTES, check_seconds, exit_text, run_bounded
 from .vectors import Case, Suite, request_for
 
 Provider = Callable[[list[Case]], dict[str, dict[str, Any]]]
@@ -191,8 +191,8 @@ def _run_one(argv: list[str], line: bytes, case_id: str, timeout: float,
             if finished.problem is not None:
                 return no_result(case_id, finished.problem)
             if finished.returncode != 0:
-                return no_result(case_id, f"exit status {finished.returncode}: "
-                                          f"{finished.stderr_tail}")
+                return no_result(case_id, exit_text(finished.returncode,
+                                                    finished.stderr_tail))
             skipped = None
             for row in read_lines(finished.stdout, max_line):
                 if row.text is None:
@@ -235,9 +235,12 @@ def batch_provider(command: str, *, timeout: float = 600.0,
                 if finished.problem is not None:
                     failure = f"{argv[0]} {finished.problem}"
                 elif finished.returncode != 0:
-                    failure = (f"{argv[0]} exited with status {finished.returncode}: "
-                               f"{finished.stderr_tail}")
+                    failure = f"{argv[0]} ended with " + exit_text(finished.returncode,
+                                                                     finished.stderr_tail)
                 else:
+                    if not set(results) & {case.id for case in cases}:
+                        results.notes.append(f"note: {argv[0]} answered none of the "
+                                             f"{len(cases)} cases")
                     return results
         if not set(results) & {case.id for case in cases}:
             raise CheckError(failure)

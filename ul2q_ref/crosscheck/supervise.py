@@ -71,6 +71,19 @@ class Finished:
     problem: str | None  # "timed out after ...", "wrote more than ..."
 
 
+def exit_text(returncode: int | None, stderr_tail: str) -> str:
+    """``exit status 3: <last stderr line>``; a status above 128 also names its signal.
+
+    The reaper reports a command ended by signal N as 128 + N, as a shell does, so 139 is
+    ``exit status 139 (SIGSEGV)``.
+    """
+    text = f"exit status {returncode}"
+    if returncode is not None and returncode > 128:
+        with contextlib.suppress(ValueError):
+            text += f" ({signal.Signals(returncode - 128).name})"
+    return f"{text}: {stderr_tail}" if stderr_tail else text
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Ask the reaper to kill the command's processes; then kill its group and itself."""
     with contextlib.suppress(OSError):
@@ -134,4 +147,4 @@ def run_bounded(argv: list[str], stdin: Any, timeout: float,
 
 
 __all__ = ["MAX_OUTPUT_BYTES", "REAPER", "Finished", "check_program", "check_seconds",
-           "run_bounded"]
+           "exit_text", "run_bounded"]
