@@ -320,3 +320,16 @@ def test_a_batch_that_answers_no_case_says_so(cases, tmp_path):
     script.write_text("import sys\nsys.stdin.read()\n")
     report = check.check_suite(cases, check.batch_provider(f"{sys.executable} {script}"))
     assert report.notes == [f"note: {sys.executable} answered none of the 3 cases"]
+
+
+def test_adapt_passes_a_keyword_only_axis_by_keyword():
+    # Before: "TypeError: <lambda>() takes 2 positional arguments but 3 were given".
+    seen = []
+
+    def quantize(w, bits, *, axis=None):
+        seen.append(axis)
+        return W_HAT
+
+    result = adapters.adapt(quantize)(_request())
+    assert seen == [None]
+    assert result["quantize"]["output"]["hex"] == encoding.to_hex(W_HAT, "float32")

@@ -71,9 +71,24 @@ def takes_axis(function: Callable[..., Any], positional: int) -> bool:
     return count >= positional
 
 
+def _axis_keyword_only(function: Callable[..., Any]) -> bool:
+    """Whether `function` takes ``axis`` only by keyword (``def f(w, bits, *, axis=None)``)."""
+    try:
+        parameter = inspect.signature(function).parameters.get("axis")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind is parameter.KEYWORD_ONLY
+
+
 def _with_axis(function: Callable[..., Any], positional: int, what: str
                ) -> Callable[..., Any]:
     """`function` called with the axis as its last argument, or only when the axis is None."""
+    if _axis_keyword_only(function):
+        def by_keyword(*arguments: Any) -> Any:
+            *rest, axis = arguments
+            return function(*rest, axis=axis)
+
+        return by_keyword
     if takes_axis(function, positional):
         return function
 
