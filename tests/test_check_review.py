@@ -9,6 +9,7 @@ keeps the results it wrote.
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from fractions import Fraction
@@ -333,3 +334,16 @@ def test_adapt_passes_a_keyword_only_axis_by_keyword():
     result = adapters.adapt(quantize)(_request())
     assert seen == [None]
     assert result["quantize"]["output"]["hex"] == encoding.to_hex(W_HAT, "float32")
+
+
+def test_a_per_case_result_for_another_case_is_not_compared(cases, tmp_path):
+    # Before: the result was compared whatever its id, so a stale or cached answer for
+    # another case showed up as differences in codes and ŵ.
+    from ul2q_ref.crosscheck.reference_impl import solve
+
+    other = json.dumps(solve(vectors.request_for(cases[1])))
+    script = tmp_path / "stale.py"
+    script.write_text(f"import sys\nsys.stdin.read()\nprint({other!r})\n")
+    report = check.check_suite(cases[:1], check.command_provider(f"{sys.executable} {script}"))
+    assert report.outcomes[0].lines == [
+        f"no result: the result names case '{CASES[1]}', not this one"]

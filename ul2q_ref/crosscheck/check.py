@@ -198,9 +198,15 @@ def _run_one(argv: list[str], line: bytes, case_id: str, timeout: float,
                 if row.text is None:
                     return no_result(case_id, f"unusable output: {row.problem}")
                 try:
-                    return parse_record(row)
+                    record = parse_record(row)
                 except ValueError as error:
                     skipped = skipped or f"line {row.number}: {error}"
+                    continue
+                named = record.get("id")
+                if isinstance(named, str) and named != case_id:
+                    return no_result(case_id, f"the result names case {named[:200]!r}, not "
+                                              "this one")
+                return record
     return no_result(case_id, "no JSON object on stdout" + (f" ({skipped})" if skipped else ""))
 
 
