@@ -273,7 +273,7 @@ def _batch_results(stream: Any, max_line: int) -> Answers:
         try:
             record = parse_record(row)
         except ValueError as error:
-            ignored.append(f"line {row.number}: {error}")
+            ignored.append(f"line {row.number}, {row.text[:60]!r}: {error}")
             continue
         if isinstance(record.get("id"), str):
             results[record["id"]] = record
