@@ -347,3 +347,29 @@ def test_a_per_case_result_for_another_case_is_not_compared(cases, tmp_path):
     report = check.check_suite(cases[:1], check.command_provider(f"{sys.executable} {script}"))
     assert report.outcomes[0].lines == [
         f"no result: the result names case '{CASES[1]}', not this one"]
+
+
+def test_a_w_hat_only_tie_rule_is_read_from_whole_cells_not_called_a_zero_point():
+    # Before: "ŵ is, at 2 of 4 elements, 1.000 α below the reference" (aspect zero_point)
+    # for a ŵ-only implementation taking the lower cell on thresholds. α = 1, β = 0, k = 2:
+    # q = ⌊w⌋ + 1 gives codes [0, 1, 1, 2] for w = [-0.5, 0, 0.5, 1]; w = 0 and w = 1 lie
+    # on thresholds j = 0 and j = 1, where the lower cell gives codes 0 and 1.
+    expected_codes = np.array([0, 1, 1, 2], dtype=np.int64)
+    w_ref = np.array([-0.5, 0.5, 0.5, 1.5])   # α(q − ½) + β
+    w_got = np.array([-0.5, -0.5, 0.5, 0.5])
+    bad = w_ref != w_got
+    on_boundary = np.array([False, True, False, True])
+    threshold = np.array([0, 0, 1, 1])          # expected code − 1 at a cell's lowest input
+    found = explain.pattern(bad, None, None, expected_codes, w_ref, w_got, np.ones(4),
+                            on_boundary, threshold, "ul2q", np.full(4, 1e15))
+    assert found.line == ("ŵ is off by whole cells (codes not given; read from ŵ): codes "
+                          "differ only where the input is on a threshold (2 of 4), by exactly "
+                          "-1 (the lower cell), at odd and even thresholds (j = 0, 1; "
+                          "threshold j is β + jα)")
+    assert found.aspects == ["tie_rule"]
+    # the same whole-cell shift at every element stays a zero point (z = 1.5 reads alike)
+    shifted = explain.pattern(np.ones(4, dtype=bool), None, None, expected_codes, w_ref,
+                              w_ref - 1.0, np.ones(4), on_boundary, threshold, "ul2q",
+                              np.full(4, 1e15))
+    assert shifted.line == "every ŵ is 1.000 α below the reference"
+    assert shifted.aspects == ["zero_point"]

@@ -207,6 +207,13 @@ def pattern(
     if finite.any() and flipped[finite].all():
         return Pattern(f"sign flipped: ŵ = −ŵ_ref at every differing element ({count} of "
                        f"{size})", ["other"])
+    cells = _whole_cells(bad, code_bad, expected_output, got_output, alpha, on_boundary)
+    if cells is not None:
+        implied = expected_codes.copy()
+        implied[bad] += cells[bad]
+        found = _code_pattern(bad, implied, expected_codes, on_boundary, threshold, scheme, size)
+        return Pattern(f"ŵ is off by whole cells (codes not given; read from ŵ): {found.line}",
+                       found.aspects)
     if code_bad is not None and got_codes is not None and code_bad.any():
         if outside is not None and not (code_bad & ~outside).any():
             return Pattern(f"codes differ only where the implementation's code is outside "
@@ -243,6 +250,30 @@ def pattern(
         return Pattern(f"ŵ − ŵ_ref ranges from {low:+.3f} α to {high:+.3f} α over {count} of "
                        f"{size} elements (median {middle:+.3f} α)", ["other"])
     return Pattern(f"{count} of {size} elements differ", ["other"])
+
+
+def _whole_cells(bad: np.ndarray, code_bad: np.ndarray | None, expected_output: np.ndarray,
+                 got_output: np.ndarray, alpha: np.ndarray,
+                 on_boundary: np.ndarray) -> np.ndarray | None:
+    """Without codes: ŵ − ŵ_ref in whole cells per element, when that is what ŵ shows.
+
+    Only when every differing ŵ is a nonzero whole number of α away (within the rounding
+    of ŵ) and the differences are on thresholds or not all the same — a constant shift of
+    whole cells at every element is as much a zero point as different codes, and stays one.
+    """
+    if code_bad is not None:
+        return None
+    with np.errstate(all="ignore"):
+        shifts = (got_output.astype(np.float64) - expected_output.astype(np.float64)) / alpha
+        slack = _rounding_in_alpha(expected_output, got_output, alpha)
+        steps = np.rint(shifts)
+    usable = np.isfinite(shifts) & (alpha > 0) & (slack <= MAX_ROUNDING_SLACK)
+    whole = usable & (np.abs(shifts - steps) <= 1e-3 + slack) & (steps != 0)
+    if not bad.any() or not whole[bad].all():
+        return None
+    if not (on_boundary[bad].all() or np.unique(steps[bad]).size > 1):
+        return None
+    return np.where(bad, steps, 0).astype(np.int64)
 
 
 MAX_ROUNDING_SLACK = 0.1
