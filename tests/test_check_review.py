@@ -373,3 +373,26 @@ def test_a_w_hat_only_tie_rule_is_read_from_whole_cells_not_called_a_zero_point(
                               np.full(4, 1e15))
     assert shifted.line == "every ŵ is 1.000 α below the reference"
     assert shifted.aspects == ["zero_point"]
+
+
+def test_codes_are_not_invented_from_a_w_hat_off_its_own_code_book(tmp_path):
+    # Before: for ŵ = αq + β (zero point 0) without codes, q = round((ŵ − β)/α + ½) rounded
+    # q + ½ half to even, inventing "codes differ by exactly +1 at 14 of 24 elements" and
+    # "3 code(s) outside the ul2q range" (aspects other, code_range).
+    from ul2q_ref.crosscheck.reference_impl import solve
+
+    vectors.write_suite(tmp_path)
+    case = check.select_cases(vectors.load_suite(tmp_path).cases,
+                              patterns=["ul2q-exact-k2-float32-random"])[0]
+    result = solve(vectors.request_for(case))
+    part = result["quantize"]
+    alpha = encoding.from_hex(part["alpha"]["hex"], "float64")[0]
+    beta = encoding.from_hex(part["beta"]["hex"], "float64")[0]
+    codes = np.array(part.pop("codes"), dtype=np.float64)
+    part["output"] = {"hex": encoding.to_hex((alpha * codes + beta).astype(np.float32),
+                                             "float32")}
+    outcome = check.check_case(case, result, check.Options())
+    assert ("quantize: codes not given, and not inferred: ŵ is 0.500 α off the code book "
+            "α(q − 0.5) + β of its own α, β, so ŵ alone is compared") in outcome.notes
+    assert "quantize: pattern: every ŵ is 0.500 α above the reference" in outcome.lines
+    assert outcome.aspects == ["zero_point"]

@@ -510,10 +510,17 @@ def _read_arrays(case: Case, label: str, got: Any,
     got_output = _floats(got["output"], case.dtype, size, f"{label}.output")
     inferable = np.ones(size, dtype=bool)
     if got_codes is None and given is not None:
-        got_codes, inferable = _infer_codes(case, got_output, given)
-        outcome.notes.append(f"{label}: codes not given; inferred from ŵ with the "
-                             "implementation's own α, β" + ("" if inferable.all() else
-                             " (not where α = 0: every code decodes to β there)"))
+        got_codes, inferable, off_book = _infer_codes(case, got_output, given)
+        if off_book > MAX_OFF_BOOK:
+            got_codes, inferable = None, np.ones(size, dtype=bool)
+            outcome.notes.append(
+                f"{label}: codes not given, and not inferred: ŵ is {off_book:.3f} α off "
+                f"the code book α(q − {explain.zero_point(case.scheme):g}) + β of its own "
+                "α, β, so ŵ alone is compared")
+        else:
+            outcome.notes.append(f"{label}: codes not given; inferred from ŵ with the "
+                                 "implementation's own α, β" + ("" if inferable.all() else
+                                 " (not where α = 0: every code decodes to β there)"))
     elif got_codes is None and not whole_pipeline:
         outcome.notes.append(f"{label}: codes not given and not checked")
     return got_codes, got_output, inferable
@@ -584,21 +591,31 @@ def _per_element(values: np.ndarray, case: Case) -> np.ndarray:
     return np.broadcast_to(vector.reshape(shape), case.weights.shape).reshape(-1)
 
 
+MAX_OFF_BOOK = 0.25
+"""How far (in units of α) ŵ may be from its own code book for codes to be inferred from it."""
+
+
 def _infer_codes(case: Case, output: np.ndarray,
                  params: tuple[np.ndarray, np.ndarray, np.ndarray | None]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
     """q = round((ŵ − β)/α + z) with the implementation's α, β (codes absent from a result).
 
-    Returns the codes and where they could be inferred (not where α is 0 or not finite).
+    Returns the codes, where they could be inferred (not where α is 0 or not finite), and
+    the largest distance of (ŵ − β)/α + z from a whole number beyond the rounding of ŵ to
+    its dtype (½ ulp(ŵ)/α): near ½ when ŵ is not on the code book α(q − z) + β (another
+    zero point), where rounding would invent codes.
     """
     alpha = _per_element(params[0], case)
     beta = _per_element(params[1], case)
     with np.errstate(all="ignore"):
-        values = np.rint((output.astype(np.float64) - beta) / alpha
-                         + explain.zero_point(case.scheme))
+        raw = (output.astype(np.float64) - beta) / alpha + explain.zero_point(case.scheme)
+        values = np.rint(raw)
+        rounding = 0.5 * np.spacing(np.abs(output)).astype(np.float64) / np.abs(alpha)
     inferable = np.isfinite(alpha) & (alpha != 0)
     usable = inferable & np.isfinite(values) & (np.abs(values) < 2**62)
-    return np.where(usable, values, NULL_CODE).astype(np.int64), inferable
+    beyond = np.abs(raw - values) - rounding  # ŵ was rounded to its dtype by ≤ ½ ulp
+    off_book = float(np.max(beyond[usable])) if usable.any() else 0.0
+    return np.where(usable, values, NULL_CODE).astype(np.int64), inferable, off_book
 
 
 def _codes_at(case: Case, weights: np.ndarray, params: tuple[Any, Any, Any]) -> np.ndarray:
