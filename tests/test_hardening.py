@@ -640,11 +640,11 @@ def test_timeout_kills_the_whole_process_group(tmp_path, vectors):
 def test_captured_output_is_capped(tmp_path):
     from ul2q_ref.crosscheck.check import run_bounded
 
-    with open(os.devnull, "rb") as nothing:
-        finished = run_bounded([sys.executable, "-c",
-                                "import sys\nwhile True: sys.stderr.write('x' * 65536)"],
-                               nothing, timeout=30, max_output=1 << 20)
-    assert finished.problem == f"wrote more than {1 << 20} bytes of output"
+    with open(os.devnull, "rb") as nothing, \
+            run_bounded([sys.executable, "-c",
+                         "import sys\nwhile True: sys.stderr.write('x' * 65536)"],
+                        nothing, timeout=30, max_output=1 << 20) as finished:
+        assert finished.problem == f"wrote more than {1 << 20} bytes of output"
 
 
 @pytest.mark.parametrize("arguments, message", [

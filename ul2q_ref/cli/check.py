@@ -22,7 +22,17 @@ def _non_negative(text: str) -> int:
 
 
 def _stats_ulps(text: str) -> int | str:
-    return "stated" if text == "stated" else _non_negative(text)
+    return text if text in ("stated", "any") else _non_negative(text)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -50,8 +60,12 @@ MAX_VECTORS_BYTES = 1 << 30
 
 
 def validate_vectors_file(directory: str) -> None:
-    """Refuse a vectors.json that is not valid JSON or does not follow the shipped schema."""
-    from ..crosscheck.check import parse_json
+    """Refuse a vectors.json that is not valid JSON or does not follow the shipped schema.
+
+    Its ``data/*.npy`` files are checked against their cases' shapes when the suite is
+    loaded, before any is read or hashed (:mod:`ul2q_ref.crosscheck.format`).
+    """
+    from ..crosscheck.results import parse_json
     from ..crosscheck.schema import SchemaError, ValidatorMissingError, validate
 
     root = Path(directory)
@@ -82,17 +96,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "'ul2q-ref vectors'). Give its results as a file (--results), or a command that "
             "answers requests (--command; JSON lines on stdin and stdout, see "
             "docs/crosscheck.md), or check this package itself (--self). Prints PASS/FAIL per "
-            "case, details for failures, and finally 'N passed, N failed'. Exit status 1 if "
-            "any case fails."
+            "case, details for failures (differences, α, β and λ_eff on both sides, up to "
+            "three elements, the pattern of the difference), failures grouped by flag and by "
+            "the aspect they point to (names as in 'ul2q-ref diagnose'), and finally "
+            "'N passed, N failed'. Exit status 1 if any case fails or none passes."
         ),
     )
-    parser.add_argument("directory", metavar="DIR", help="the vectors directory")
-    source = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("directory", metavar="DIR", nargs="?", help="the vectors directory")
+    parser.add_argument("--print-adapter-template", action="store_true",
+                        help="print a single-file adapter (standard library and NumPy only) "
+                             "that answers --command ... --batch requests, and exit")
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--results", metavar="RESULTS.json",
                         help="the implementation's results (format in docs/crosscheck.md)")
     source.add_argument("--command", metavar="CMD", type=_command,
                         help="run CMD (split like a shell would, run without a shell) per "
-                             "case: one JSON request line on stdin, one JSON result on stdout")
+                             "case: one JSON request line on stdin, one JSON result on "
+                             "stdout; every process CMD starts is killed when it ends "
+                             "(on Linux also those that left its session)")
     source.add_argument("--self", action="store_true", dest="check_self",
                         help="check this package itself (in process)")
     parser.add_argument("--batch", action="store_true",
@@ -103,12 +124,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--deadline", type=_seconds, default=None, metavar="SECONDS",
                         help="with --command (one run per case): stop starting cases after "
                              "this many seconds in all (default 3600); the rest fail")
+    parser.add_argument("--give-up-after", type=_positive, default=None, metavar="N",
+                        help="with --command (one run per case): stop after N consecutive "
+                             "timeouts (default 3); the cases left fail as not run")
+    parser.add_argument("--max-line-bytes", type=_positive, default=None, metavar="BYTES",
+                        help="with --command: the longest result line accepted (default "
+                             "16 MiB); a longer one fails its case, unparsed")
     parser.add_argument("--tolerance-ulps", type=_non_negative, default=0, metavar="N",
                         help="allow ŵ to differ by N ulps, and codes where the input is "
                              "within N ulps of a cell boundary (default 0: bit-exact)")
-    parser.add_argument("--stats-ulps", type=_stats_ulps, default=None, metavar="N|stated",
+    parser.add_argument("--stats-ulps", type=_stats_ulps, default=None,
+                        metavar="N|stated|any",
                         help="allowed ulps on α, β (and Δ); 'stated' uses each case's "
-                             "tolerance_ulps (default: the --tolerance-ulps value)")
+                             "tolerance_ulps; 'any' does not compare them (the whole pipeline "
+                             "is then checked with the implementation's own α, β) (default: "
+                             "the --tolerance-ulps value)")
     parser.add_argument("--scheme", action="append", default=[], metavar="NAME",
                         help="only cases of this scheme (repeatable)")
     parser.add_argument("--profile", action="append", default=[], metavar="NAME",
@@ -124,12 +154,26 @@ def run(args: argparse.Namespace) -> int:
     from ..crosscheck import check
     from ..crosscheck.vectors import SuiteError, load_suite
 
+    if args.print_adapter_template:
+        from ..crosscheck.adapters import template_text
+
+        sys.stdout.write(template_text())
+        return 0
+    if args.directory is None:
+        raise CommandError("the following arguments are required: DIR")
+    if not (args.results or args.command or args.check_self):
+        raise CommandError("one of the arguments --results --command --self is required")
     if args.batch and not args.command:
         raise CommandError("--batch needs --command")
     if args.timeout is not None and not args.command:
         raise CommandError("--timeout needs --command")
     if args.deadline is not None and (not args.command or args.batch):
         raise CommandError("--deadline needs --command without --batch (use --timeout)")
+    if args.give_up_after is not None and (not args.command or args.batch):
+        raise CommandError("--give-up-after needs --command without --batch")
+    if args.max_line_bytes is not None and not args.command:
+        raise CommandError("--max-line-bytes needs --command")
+    max_line = args.max_line_bytes or check.MAX_LINE_BYTES
     validate_vectors_file(args.directory)
     try:
         suite = load_suite(args.directory)
@@ -147,14 +191,17 @@ def run(args: argparse.Namespace) -> int:
         except check.CheckError as error:
             raise CommandError(str(error)) from None
     elif args.batch:
-        provider = check.batch_provider(args.command, timeout=args.timeout or 600.0)
+        provider = check.batch_provider(args.command, timeout=args.timeout or 600.0,
+                                        max_line=max_line)
     else:
         provider = check.command_provider(args.command, timeout=args.timeout or 60.0,
-                                          deadline=args.deadline or check.DEFAULT_DEADLINE)
+                                          deadline=args.deadline or check.DEFAULT_DEADLINE,
+                                          give_up_after=args.give_up_after
+                                          or check.GIVE_UP_AFTER, max_line=max_line)
     options = check.Options(args.tolerance_ulps, args.stats_ulps)
     try:
         report = check.check_suite(cases, provider, options)
     except check.CheckError as error:
         raise CommandError(str(error)) from None
     sys.stdout.write(report.render(quiet=args.quiet) + "\n")
-    return 0 if report.failed == 0 else 1
+    return 0 if report.failed == 0 and report.passed > 0 else 1

@@ -8,7 +8,11 @@ many small, named cases, each saying what it tests.
   ``results.schema.json`` that of a results file (:mod:`~ul2q_ref.crosscheck.schema`
   validates both with the ``jsonschema`` package).
 * :mod:`~ul2q_ref.crosscheck.check` compares an implementation's results with it
-  (``ul2q-ref check``).
+  (``ul2q-ref check``): :mod:`.compare` and :mod:`.explain` judge and explain each case,
+  :mod:`.supervise` runs commands, :mod:`.results` reads their output.
+* :func:`adapt` and :func:`adapt_torch_module` (from :mod:`.adapters`) turn a plain
+  quantiser into the checker's ``solve(request) -> result``; ``templates/adapter_template.py``
+  is the standalone adapter for other environments.
 * :mod:`~ul2q_ref.crosscheck.steps` defines the statistics and encode steps of every scheme.
 * :mod:`~ul2q_ref.crosscheck.reference_impl` answers the checker's protocol with this
   package (``python -m ul2q_ref.crosscheck.reference_impl``).
@@ -31,14 +35,22 @@ SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
 RESULTS_SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 """The JSON Schema (draft 2020-12) of a results file (``ul2q-ref check --results``)."""
 
+_ADAPTERS = ("adapt", "adapt_torch_module")
+_DIAGNOSIS = ("diagnose", "Diagnosis")
+
 
 def __getattr__(name: str) -> Any:
-    """``diagnose`` (and its ``Diagnosis``), imported on first use: no cost before."""
-    if name in ("diagnose", "Diagnosis"):
-        from . import diagnosis as package
+    """The adapters and ``diagnose`` (with its ``Diagnosis``), imported on first use."""
+    if name in _ADAPTERS:
+        from . import adapters
 
-        return getattr(package, name)
+        return getattr(adapters, name)
+    if name in _DIAGNOSIS:
+        from . import diagnosis
+
+        return getattr(diagnosis, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["RESULTS_SCHEMA_PATH", "SCHEMA_PATH", "Diagnosis", "diagnose"]
+__all__ = ["RESULTS_SCHEMA_PATH", "SCHEMA_PATH", "Diagnosis", "adapt", "adapt_torch_module",
+           "diagnose"]
