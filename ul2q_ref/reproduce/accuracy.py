@@ -33,7 +33,15 @@ from typing import Any
 
 from ..nn.data import Dataset, load_dataset
 from ..nn.models import Sequential
-from ..nn.train import CHECKPOINT_NAME, EpochMetrics, TrainConfig, build, load_checkpoint, train
+from ..nn.train import (
+    CHECKPOINT_NAME,
+    EpochMetrics,
+    TrainConfig,
+    build,
+    load_checkpoint,
+    train,
+    train_command,
+)
 from .recipes import last_bits_for
 
 RUNS: dict[str, tuple[str, int | None]] = {
@@ -278,6 +286,8 @@ def _train_job(job: Job, runs_dir: Path | None, dataset: Dataset | None,
         "test_accuracy_percent": 100.0 * result.test_accuracy,
         "epochs": [_epoch(m) for m in result.history],
         "seconds": sum(m.seconds for m in result.history),
+        "command": train_command(job.config, job_dir if job_dir is not None else job.key),
+        "environment": result.environment,
     }
     if job_dir is not None:
         temporary = job_dir / f".{RESULT_NAME}.{os.getpid()}.tmp"
