@@ -201,8 +201,8 @@ def reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = None
     if log is None:
         log = _silent if config.quiet else accuracy.default_log
     out = Path(config.out)
-    _claim_output(out, config.force, log)
     parts = tuple(part for part in PARTS if part in config.parts)
+    _claim_output(out, config.force, log, parts)
     dataset = load_dataset(config.resolved_data) if config.needs_data else None
     state: dict[str, Any] = {}
     if dataset is not None:
@@ -311,11 +311,15 @@ def _train_count(dataset, config: ReproduceConfig) -> int:
     return count if config.train_limit is None else min(count, config.train_limit)
 
 
-def _claim_output(out: Path, force: bool, log: Callable[[str], None]) -> None:
-    """Check that `out` may be written: a finished report is kept unless `force`.
+def _claim_output(out: Path, force: bool, log: Callable[[str], None],
+                  parts: tuple[str, ...] = PARTS) -> None:
+    """Check that `out` may be written: a report there is never replaced without `force`.
 
-    An unfinished report (``results.json`` with ``complete: false``) is resumed: its
-    finished trainings under ``runs/`` are reused. With `force` the old runs are removed.
+    A finished report is an error; so is one whose ``results.json`` cannot be read, and an
+    unfinished one of other parts (running ``table1`` into an interrupted run of all parts
+    would replace its results). An unfinished report of the same parts (``complete: false``
+    in results.json, e.g. after Ctrl-C) is resumed: its finished trainings under ``runs/``
+    are reused. With `force` the old runs are removed.
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
@@ -324,18 +328,26 @@ def _claim_output(out: Path, force: bool, log: Callable[[str], None]) -> None:
         if (out / "runs").is_dir():
             shutil.rmtree(out / "runs")
         return
-    if results_path.is_file():
-        import json
+    if not results_path.is_file():
+        return
+    import json
 
-        try:
-            complete = bool(json.loads(results_path.read_text(encoding="utf-8"))
-                            .get("complete", False))
-        except (ValueError, AttributeError):
-            complete = False
-        if complete:
-            raise ValueError(f"--out {out}: holds a finished report; use --force to replace "
-                             "it or choose another --out")
-        log(f"resuming the unfinished report in {out}")
+    try:
+        previous = json.loads(results_path.read_text(encoding="utf-8"))
+        complete = previous["complete"]
+        previous_parts = tuple(previous["part_order"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--out {out}: its {report.RESULTS_NAME} cannot be read as a report "
+                         f"({type(error).__name__}); use --force to replace it or choose "
+                         "another --out") from None
+    if complete:
+        raise ValueError(f"--out {out}: holds a finished report; use --force to replace it "
+                         "or choose another --out")
+    if previous_parts != parts:
+        raise ValueError(f"--out {out}: holds an unfinished report of "
+                         f"{', '.join(previous_parts)}; rerun those parts to resume it, use "
+                         "--force to replace it, or choose another --out")
+    log(f"resuming the unfinished report in {out}")
 
 
 def _environment(config: ReproduceConfig, train_config: TrainConfig | None
