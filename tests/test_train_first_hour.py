@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_hardening import TINY, listing, one_line_error, run_cli, run_main
 
 from ul2q_ref.cli import build_parser
 from ul2q_ref.cli.train import given_options
 from ul2q_ref.nn import data as nndata
 from ul2q_ref.nn.train import TrainConfig, train_command
-
-from test_hardening import TINY, listing, one_line_error, run_cli, run_main
 
 QUANTISED = ["--scheme", "ul2q", "--bits", "2", "--last-bits", "8"]
 

@@ -4,24 +4,31 @@ A training step is a chain of float32 operations. Most of them give the same bit
 runs them: NumPy's elementwise operations and reductions, and the μL2Q kernels, whose
 OpenMP tasks have a fixed size and whose partial sums are combined in a fixed order
 (:mod:`ul2q_ref.kernels`), so ``UL2Q_NUM_THREADS`` never changes a result. The matrix
-products do not: a multi-threaded BLAS splits some products along the summed dimension, so
-the sum Σ_k a_ik b_kj is added up in an order that depends on the thread count. Measured
-with NumPy 2.4's OpenBLAS 0.3.31 (SkylakeX kernels) on a 2-core Xeon: the bias gradient
-``ones(28800) @ g`` of LeNet-5's first convolution and the input gradient ``g @ W`` of its
-first fully connected layer (50×500 by 500×800) differ in their last bits between one and
-two threads, while the other products of a LeNet-5 step do not. One differing bit in one
-step grows, over 10,000 SGD steps, into a different network: the full-data run's record
-``ul2q-1-seed2`` (98.89 %) came out at 98.98 % when it was retrained with two BLAS threads.
+products are another matter, for two reasons:
 
-So :func:`train <ul2q_ref.nn.train.train>` runs inside :func:`pinned_blas`: every BLAS
-library loaded in the process (OpenBLAS, MKL, BLIS, found by threadpoolctl) is limited to
-one thread while it trains, and restored afterwards. With that, the same configuration and
-seed give the same weights, bit for bit, whatever ``OMP_NUM_THREADS``,
-``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``UL2Q_NUM_THREADS``, ``--jobs`` or the
-machine's load (``tests/test_train_reproducible.py``). What is not pinned, because it cannot
-be: the BLAS library and its version, and the CPU, which selects the BLAS kernels and
-NumPy's SIMD code paths. :func:`training_environment` records them beside every run, so a
-differing rerun can be traced to what differed.
+* **The BLAS thread count.** A multi-threaded BLAS splits some products along the summed
+  dimension, so Σ_k a_ik b_kj is added up in an order that depends on the thread count.
+  Measured with NumPy 2.4's OpenBLAS 0.3.31 on a 2-core Xeon: the bias gradient
+  ``ones(28800) @ g`` of LeNet-5's first convolution and the input gradient ``g @ W`` of
+  its first fully connected layer (50×500 by 500×800) differ in their last bits between one
+  and two threads. So :func:`train <ul2q_ref.nn.train.train>` runs inside
+  :func:`pinned_blas`: every BLAS library loaded in the process (OpenBLAS, MKL, BLIS, found
+  by threadpoolctl) is limited to one thread while it trains, and restored afterwards.
+  The same configuration and seed then give the same weights, bit for bit, whatever
+  ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``,
+  ``UL2Q_NUM_THREADS``, ``--jobs`` or the machine's load
+  (``tests/test_train_reproducible.py``).
+* **The BLAS kernels.** OpenBLAS picks its kernels for the CPU when it loads (recorded by
+  threadpoolctl as ``architecture``): ``SkylakeX`` (AVX-512) on the Xeon this project
+  measured, ``Haswell``/``Zen`` (AVX2) on other machines. They block the sums differently,
+  so their products differ in the last bits and the trainings diverge: the full-data
+  record ``ul2q-1-seed2`` (98.89 %, made with SkylakeX kernels) is reproduced bit for bit,
+  epoch by epoch, by SkylakeX kernels and comes out at 98.98 % with Haswell kernels, which
+  is what its retraining on another machine gave. This cannot be pinned from inside a
+  running process, but it can be chosen before it starts: ``OPENBLAS_CORETYPE=Haswell``
+  (any x86-64 CPU with AVX2) or ``=SkylakeX`` (with AVX-512) makes OpenBLAS load those
+  kernels. :func:`training_environment` records the libraries, their kernels and versions
+  and the CPU beside every run, so a rerun can use the same.
 """
 
 from __future__ import annotations
