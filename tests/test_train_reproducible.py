@@ -96,3 +96,25 @@ def test_the_record_says_how_to_retrain_it(tmp_path):
     digest = hashlib.sha256(json.dumps(metrics["config"], sort_keys=True).encode())
     assert digest.hexdigest() == hashlib.sha256(
         json.dumps(json.loads(config.to_json()), sort_keys=True).encode()).hexdigest()
+
+
+def test_jobs_one_and_two_give_the_same_records(tmp_path):
+    """``--jobs 1`` trains in this process, ``--jobs 2`` in workers: the same numbers."""
+    from ul2q_ref.reproduce import accuracy
+
+    base = TrainConfig(epochs=1, max_iterations=8, batch=50, train_limit=400, test_limit=200)
+    records = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        accuracy.compute(base, runs=("ul2q-1", "fixed_point-2"), seeds=(0,), jobs=jobs,
+                         out_dir=out, progress=False)
+        records[jobs] = {path.parent.name: json.loads(path.read_text(encoding="utf-8"))
+                         for path in sorted((out / "runs").glob("*/result.json"))}
+    assert sorted(records[1]) == sorted(records[2]) == ["fixed_point-2-seed0", "ul2q-1-seed0"]
+    for name, record in records[1].items():
+        other = records[2][name]
+        assert [epoch["train_loss"] for epoch in record["epochs"]] == [
+            epoch["train_loss"] for epoch in other["epochs"]]
+        assert record["test_accuracy_percent"] == other["test_accuracy_percent"]
+        assert record["command"].startswith("ul2q-ref train --model lenet5 ")
+        assert record["environment"]["blas_threads"] == 1

@@ -284,6 +284,8 @@ def _train_job(job: Job, runs_dir: Path | None, dataset: Dataset | None,
         "environment": result.environment,
     }
     if job_dir is not None:
+        for leftover in job_dir.glob(f".{RESULT_NAME}.*.tmp"):  # of a killed earlier run
+            leftover.unlink(missing_ok=True)
         temporary = job_dir / f".{RESULT_NAME}.{os.getpid()}.tmp"
         temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         temporary.replace(job_dir / RESULT_NAME)

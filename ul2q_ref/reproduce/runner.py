@@ -19,6 +19,7 @@ import numpy as np
 from .. import __version__
 from ..kernels import HAVE_FAST
 from ..nn.data import default_mnist_dir, load_dataset
+from ..nn.determinism import BLAS_THREADS
 from ..nn.train import TrainConfig, build, train
 from . import accuracy, figures, normality, report, simulation, table1
 from .recipes import LAYER_RULES, RECIPES
@@ -36,8 +37,8 @@ QUICK_DATA = "mnist-small"
 FORMAT = "ul2q-ref/reproduce-v1"
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-"""Environment variables that set the BLAS thread count: recorded, because the training
-numbers depend on it (a different count sums matrix products in a different order)."""
+"""Environment variables that set the BLAS thread count: recorded, although every training
+pins its BLAS to :data:`~ul2q_ref.nn.determinism.BLAS_THREADS` thread whatever they say."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = None
     out = Path(config.out)
     parts = tuple(part for part in PARTS if part in config.parts)
     _claim_output(out, config.force, log, parts)
+    _remove_stale_temporaries(out)
     dataset = load_dataset(config.resolved_data) if config.needs_data else None
     state: dict[str, Any] = {}
     if dataset is not None:
@@ -350,6 +352,26 @@ def _claim_output(out: Path, force: bool, log: Callable[[str], None],
     log(f"resuming the unfinished report in {out}")
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files of ``results.json`` and ``report.md`` that a killed run
+    left in `out` (``.results.json.tmp``, ``.results.json.*.tmp``, likewise report.md)."""
+    if not out.is_dir():
+        return
+    for name in (report.RESULTS_NAME, report.REPORT_NAME):
+        for leftover in out.glob(f".{name}*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+def _blas_libraries() -> list[dict[str, Any]]:
+    """The BLAS libraries of this process, their versions and kernels (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a dependency
+        return []
+    return [{key: library.get(key) for key in ("internal_api", "version", "architecture")}
+            for library in threadpool_info() if library.get("user_api") == "blas"]
+
+
 def _environment(config: ReproduceConfig, train_config: TrainConfig | None
                  ) -> dict[str, Any]:
     import scipy
@@ -384,6 +406,8 @@ def _environment(config: ReproduceConfig, train_config: TrainConfig | None
         "platform": f"{platform.system()} {platform.machine()}",
         "load_average": load,
         "thread_settings": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        "blas": _blas_libraries(),
+        "training_blas_threads": BLAS_THREADS,
         "argv": list(sys.argv),
     }
 
