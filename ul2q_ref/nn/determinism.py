@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -77,9 +78,17 @@ def pinned_blas() -> Iterator[list[dict[str, Any]]]:
             "training needs threadpoolctl to pin the BLAS to one thread (a training's "
             "result depends on the BLAS thread count otherwise): pip install threadpoolctl"
         ) from None
-    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        yield [{key: library.get(key) for key in _BLAS_KEYS}
-               for library in threadpool_info() if library.get("user_api") == "blas"]
+    with warnings.catch_warnings():
+        # threadpoolctl warns about OpenMP runtimes it finds side by side (e.g. torch's);
+        # that concerns OpenMP, not the BLAS limited here
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="threadpoolctl")
+        limiter = threadpool_limits(limits=BLAS_THREADS, user_api="blas")
+        libraries = [{key: library.get(key) for key in _BLAS_KEYS}
+                     for library in threadpool_info() if library.get("user_api") == "blas"]
+    try:
+        yield libraries
+    finally:
+        limiter.restore_original_limits()
 
 
 def cpu_model() -> str:
