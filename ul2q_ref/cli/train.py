@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bits_plan is not None:
         scheme = args.scheme
         if scheme is None and args.resume and (out / CHECKPOINT_NAME).exists():
-            scheme = _saved_run(out, args.out)[0].scheme
+            scheme = _saved_run(out)[0].scheme
         options.update(_with_plan(args, scheme, dict(options.get("layer_bits", {}))))
     if args.metrics_out:
         check_writable_file(args.metrics_out, "--metrics-out")
@@ -221,7 +221,7 @@ def check_run_directory(out: Path, text: str) -> None:
         raise CommandError(f"--out {text}: {existing} is not writable")
 
 
-def _saved_run(out: Path, text: str) -> tuple[TrainConfig, int]:
+def _saved_run(out: Path) -> tuple[TrainConfig, int]:
     """The configuration and finished epochs of the checkpoint in `out`."""
     try:
         state = load_checkpoint(out / CHECKPOINT_NAME)
@@ -261,7 +261,7 @@ def _resumed_config(args: argparse.Namespace, out: Path,
         raise CommandError("--resume and --force contradict each other")
     if not (out / CHECKPOINT_NAME).exists():
         raise CommandError(f"--resume: no {CHECKPOINT_NAME} in {args.out}")
-    saved, done = _saved_run(out, args.out)
+    saved, done = _saved_run(out)
     differing = differences(options, saved)
     if differing:
         raise CommandError(
@@ -289,7 +289,7 @@ def _new_config(args: argparse.Namespace, out: Path, options: dict) -> TrainConf
     except (ValueError, TypeError) as error:
         raise CommandError(str(error)) from None
     if (out / CHECKPOINT_NAME).exists() and not args.force:
-        saved, done = _saved_run(out, args.out)
+        saved, done = _saved_run(out)
         differing = differences({name: getattr(config, name) for name in RUN_OPTIONS}, saved)
         if differing:
             raise CommandError(
