@@ -66,6 +66,8 @@ def test_one_and_two_threads_give_the_same_bits():
         assert environment["blas_threads"] == BLAS_THREADS == 1
         assert environment["blas"], "no BLAS library found to pin"
         assert all(library["num_threads"] == 1 for library in environment["blas"])
+        if environment["fast_kernels"]:  # the compiled kernels ran with the threads asked for
+            assert environment["kernel_threads"] == int(threads)
 
 
 def test_the_pin_is_undone_after_training():
