@@ -151,7 +151,7 @@ setup(
             "crosscheck/diagnosis.schema.json",
         ]
     },
-    install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60"],
+    install_requires=["numpy>=1.23", "scipy>=1.9", "tqdm>=4.60", "threadpoolctl>=3.1"],
     extras_require={
         "test": [
             "pytest>=7", "hypothesis>=6.70", "mpmath>=1.2", "ruff>=0.5", "matplotlib>=3.5",
@@ -162,7 +162,7 @@ setup(
         "check": ["jsonschema>=4.18"],
         "plot": ["matplotlib>=3.5"],
         "torch": ["torch>=2.0"],
-        "models": ["safetensors>=0.4", "onnx>=1.16"],
+        "models": ["safetensors>=0.4", "onnx>=1.16", "torch>=2.0"],
         "dev": ["tox>=4"],
     },
     entry_points={"console_scripts": ["ul2q-ref=ul2q_ref.cli:main"]},

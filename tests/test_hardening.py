@@ -521,7 +521,7 @@ def test_options_a_scheme_ignores_are_errors(tmp_path, capsys, arguments, messag
 def test_resume_refuses_options_that_would_change_the_run(tmp_path, run_dir):
     before = (run_dir / "run" / "checkpoint.npz").read_bytes()
     result = run_cli("train", "--resume", "--scheme", "binary", "--out", str(run_dir / "run"))
-    one_line_error(result, "train", "--scheme cannot change it")
+    one_line_error(result, "train", "--scheme binary (saved: ul2q)")
     assert (run_dir / "run" / "checkpoint.npz").read_bytes() == before
 
 

@@ -155,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ul2q-ref {name}: error: {describe_error(error)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        # from here to the exit a second Ctrl-C is ignored: it can neither cut the clean-up
+        # short nor kill the interpreter while it shuts down (Python keeps SIG_IGN then)
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if debug:
             raise
         print(f"ul2q-ref {name}: interrupted", file=sys.stderr)

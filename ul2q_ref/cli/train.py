@@ -6,15 +6,23 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from ..nn.models import MODEL_NAMES
+import numpy as np
+
+from ..io import FileFormatError
+from ..nn.data import load_dataset
+from ..nn.models import MODEL_NAMES, build_model
 from ..nn.qat import FIXED_BITS, SCHEME_NAMES
 from ..nn.train import (
     CHECKPOINT_NAME,
     RunLocked,
     TrainConfig,
     TrainingDiverged,
+    epochs_to_run,
+    load_checkpoint,
+    option_flag,
     train,
     write_metrics,
 )
@@ -39,12 +47,9 @@ def _milestones(text: str) -> tuple[float, ...]:
 
 RUN_OPTIONS = ("model", "scheme", "bits", "last_bits", "layer_bits", "quantize_bias", "batch",
                "lr", "momentum", "weight_decay", "lr_policy", "gamma", "power", "milestones",
-               "data", "train_limit", "test_limit", "seed", "backend")
-"""Options that define a run: saved in its checkpoint, so --resume does not take them."""
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
+               "max_iterations", "data", "train_limit", "test_limit", "seed", "backend")
+"""Options that define a run: saved in its checkpoint; with --resume they may be given only
+with their saved values."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -84,7 +89,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "name get --bits, by default the plan's widest width)")
     parser.add_argument("--quantize-bias", action="store_const", const=True, default=None,
                         help="quantise biases too")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--epochs", type=int, metavar="N",
+                        help=f"epochs to train (default {defaults.epochs}); with --resume the "
+                             "new total (default: the saved run's)")
+    parser.add_argument("--iterations", dest="max_iterations", type=int, metavar="N",
+                        help="stop after N SGD iterations (Caffe's max_iter), inside the last "
+                             "epoch if it falls there")
     parser.add_argument("--batch", type=int, help=f"default {defaults.batch}")
     parser.add_argument("--lr", type=float, help=f"base learning rate (default {defaults.lr})")
     parser.add_argument("--momentum", type=float, help=f"in [0, 1) (default {defaults.momentum})")
@@ -105,12 +115,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=("auto", "fast", "reference"),
                         help="quantisation kernels (default auto)")
     parser.add_argument("--out", required=True, metavar="RUN_DIR",
-                        help="directory for checkpoint.npz and metrics.json (locked while "
-                             "training)")
+                        help="directory for checkpoint.npz and metrics.json (created with its "
+                             "parents once the options are valid; locked while training)")
     parser.add_argument("--metrics-out", metavar="FILE", help="also write the metrics JSON here")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in RUN_DIR (its saved configuration; only "
-                             "--epochs, the new total, may be given)")
+                        help="continue the run in RUN_DIR with its saved configuration (other "
+                             "options may be given only with their saved values; --epochs is "
+                             "the new total)")
     parser.add_argument("--force", action="store_true",
                         help="start over even if RUN_DIR already holds a checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -130,7 +141,7 @@ def check_scheme_options(options: dict) -> None:
         used = [name for name in ("bits", "last_bits", "layer_bits", "quantize_bias")
                 if name in options]
         if used:
-            raise CommandError(f"{_option(used[0])} has no effect with --scheme float (no "
+            raise CommandError(f"{option_flag(used[0])} has no effect with --scheme float (no "
                                "quantisation); drop it or choose a quantising --scheme")
     elif scheme in FIXED_BITS:
         if "bits" in options:
@@ -158,54 +169,30 @@ def check_writable_file(path: str, option: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CommandError(f"--out {args.out}: exists and is not a directory")
+    check_run_directory(out, args.out)
     options = given_options(args)
     if args.bits_plan is not None:
-        if args.resume:
-            raise CommandError("--resume continues the run saved in "
-                               f"{args.out} with its own configuration; --bits-plan cannot "
-                               "change it (drop it)")
-        options.update(_with_plan(args, dict(options.get("layer_bits", {}))))
-    if args.resume:
-        if options:
-            name = next(iter(options))
-            raise CommandError(f"--resume continues the run saved in {args.out} with its own "
-                               f"configuration; {_option(name)} cannot change it (drop it; "
-                               "only --epochs may be given)")
-        if args.force:
-            raise CommandError("--resume and --force contradict each other")
-    else:
-        check_scheme_options(options)
-    has_checkpoint = (out / CHECKPOINT_NAME).exists()
-    if args.resume and not has_checkpoint:
-        raise CommandError(f"--resume: no {CHECKPOINT_NAME} in {args.out}")
-    if has_checkpoint and not (args.resume or args.force):
-        raise CommandError(
-            f"--out {args.out} already holds a run; pass --resume to continue it or --force "
-            "to start over"
-        )
-    parent = out.parent if str(out.parent) else Path(".")
-    if not out.exists() and not parent.is_dir():
-        raise CommandError(f"--out {args.out}: directory {parent} does not exist")
-    if not os.access(out if out.exists() else parent, os.W_OK):
-        raise CommandError(f"--out {args.out}: not writable")
+        scheme = args.scheme
+        if scheme is None and args.resume and (out / CHECKPOINT_NAME).exists():
+            scheme = _saved_run(out)[0].scheme
+        options.update(_with_plan(args, scheme, dict(options.get("layer_bits", {}))))
     if args.metrics_out:
         check_writable_file(args.metrics_out, "--metrics-out")
-    values = dict(options)
-    if "layer_bits" in values:
-        values["layer_bits"] = dict(values["layer_bits"])
-    try:
-        config = TrainConfig(epochs=args.epochs, **values)
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from None
+    if args.resume:
+        config, done = _resumed_config(args, out, options)
+    else:
+        config, done = _new_config(args, out, options), 0
+    dataset = _load_data(config.data)
+    _check_layers(args, config, dataset)
+    if args.resume:
+        _check_epochs_left(args, config, done, dataset)
     if not args.quiet:
         print(f"training {config.model} ({config.scheme}"
               f"{'' if config.bits is None else f', {config.bits} bits'}) on {config.data}; "
               f"writing {out}", file=sys.stderr)
     try:
         result = train(config, out_dir=out, resume=args.resume, progress=not args.quiet,
-                       on_epoch=None if args.quiet else _report)
+                       dataset=dataset, on_epoch=None if args.quiet else _report)
     except (TrainingDiverged, RunLocked) as error:
         raise CommandError(str(error)) from None
     except FileNotFoundError as error:
@@ -220,14 +207,166 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_plan(args: argparse.Namespace, layer_bits: dict[str, int]) -> dict:
+def check_run_directory(out: Path, text: str) -> None:
+    """Refuse a ``--out`` that cannot become a run directory (nothing is created here: the
+    trainer creates it, and any missing parents, once every option is valid)."""
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {text}: exists and is not a directory")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandError(f"--out {text}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK):
+        raise CommandError(f"--out {text}: {existing} is not writable")
+
+
+def _saved_run(out: Path) -> tuple[TrainConfig, int]:
+    """The configuration and finished epochs of the checkpoint in `out`."""
+    try:
+        state = load_checkpoint(out / CHECKPOINT_NAME)
+    except FileFormatError as error:
+        raise CommandError(str(error)) from None
+    return state["config"], state["epoch"]
+
+
+def differences(options: dict, saved: TrainConfig) -> list[str]:
+    """Every given run-defining option whose value differs from `saved`'s, as
+    ``--flag GIVEN (saved: SAVED)``."""
+    found = []
+    for name, value in options.items():
+        saved_value = getattr(saved, name)
+        if name == "layer_bits":
+            value = dict(value)
+        elif name == "milestones":
+            value = tuple(float(m) for m in value)
+        if value != saved_value:
+            found.append(f"{option_flag(name)} {_shown(value)} (saved: {_shown(saved_value)})")
+    return found
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "none"
+    if isinstance(value, tuple):
+        return ",".join(f"{m:g}" for m in value) or "none"
+    return "none" if value is None else str(value)
+
+
+def _resumed_config(args: argparse.Namespace, out: Path,
+                    options: dict) -> tuple[TrainConfig, int]:
+    """``--resume``: the saved configuration with the new total of epochs; given options
+    must equal the saved ones (all that differ are named at once)."""
+    if args.force:
+        raise CommandError("--resume and --force contradict each other")
+    if not (out / CHECKPOINT_NAME).exists():
+        raise CommandError(f"--resume: no {CHECKPOINT_NAME} in {args.out}")
+    saved, done = _saved_run(out)
+    differing = differences(options, saved)
+    if differing:
+        raise CommandError(
+            f"--resume continues the run saved in {args.out} with its own configuration, "
+            f"and {len(differing)} option{'s' if len(differing) > 1 else ''} differ from it: "
+            f"{'; '.join(differing)}. Drop them (or give the saved values), or train a new "
+            "run with another --out or --force")
+    epochs = args.epochs if args.epochs is not None else saved.epochs
+    try:
+        return replace(saved, epochs=epochs), done
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def _new_config(args: argparse.Namespace, out: Path, options: dict) -> TrainConfig:
+    """A new run's configuration; an existing run in `out` needs --resume or --force."""
+    check_scheme_options(options)
+    values = dict(options)
+    if "layer_bits" in values:
+        values["layer_bits"] = dict(values["layer_bits"])
+    if args.epochs is not None:
+        values["epochs"] = args.epochs
+    try:
+        config = TrainConfig(**values)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
+    if (out / CHECKPOINT_NAME).exists() and not args.force:
+        saved, done = _saved_run(out)
+        differing = differences({name: getattr(config, name) for name in RUN_OPTIONS}, saved)
+        if differing:
+            raise CommandError(
+                f"--out {args.out} already holds a run of another configuration "
+                f"({'; '.join(differing)}); pass --force to replace it, or choose another "
+                "--out")
+        raise CommandError(
+            f"--out {args.out} already holds this run ({done} of {saved.epochs} epochs "
+            "trained); pass --resume to continue it or --force to start over")
+    return config
+
+
+def _load_data(spec: str):
+    """The run's data, loaded before anything is created (errors name ``--data``)."""
+    try:
+        return load_dataset(spec)
+    except (FileNotFoundError, NotADirectoryError) as error:
+        raise CommandError(f"--data {spec}: {error}") from None
+    except ValueError as error:
+        text = str(error)
+        raise CommandError(text if text.startswith("--data") else f"--data {spec}: {text}"
+                           ) from None
+
+
+def _check_layers(args: argparse.Namespace, config: TrainConfig, dataset) -> None:
+    """Layer names of --layer-bits and --bits-plan exist in the model; --last-bits does not
+    contradict a width they give the last layer."""
+    model = build_model(config.model, np.random.default_rng(0),
+                        in_channels=dataset.image_shape[0], num_classes=dataset.num_classes,
+                        input_size=dataset.image_shape[1:])
+    names = [name for name, _ in model.quantizable_layers()]
+    unknown = sorted(set(config.layer_bits) - set(names))
+    if unknown:
+        source = f"--bits-plan {args.bits_plan}" if args.bits_plan else "--layer-bits"
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more"
+                                           if len(unknown) > 5 else "")
+        raise CommandError(f"{source} names layers that {config.model} does not have: "
+                           f"{shown} (its quantisable layers: {', '.join(names)})")
+    last = names[-1]
+    if config.last_bits is not None and last in config.layer_bits and \
+            config.layer_bits[last] != config.last_bits:
+        source = (f"--layer-bits {last}={config.layer_bits[last]}"
+                  if last in dict(args.layer_bits or ()) else f"--bits-plan {args.bits_plan}")
+        raise CommandError(
+            f"--last-bits {config.last_bits} and {source} give the last layer {last} "
+            f"different widths ({config.last_bits} and {config.layer_bits[last]}); drop one")
+
+
+def _check_epochs_left(args: argparse.Namespace, config: TrainConfig, done: int,
+                       dataset) -> None:
+    """``--resume`` on a run that has nothing left to train is an error, not a no-op."""
+    train_images = len(dataset.train_labels)
+    if config.train_limit is not None:
+        train_images = min(train_images, config.train_limit)
+    total = epochs_to_run(config, -(-train_images // config.batch))
+    if done < total:
+        return
+    if args.epochs is not None and args.epochs < done:
+        raise CommandError(f"--resume --epochs {args.epochs}: the run in {args.out} has "
+                           f"already trained {done} epochs; --epochs is the new total, so "
+                           f"give more than {done} to train it further")
+    limit = (f"; its --iterations {config.max_iterations} ends it there"
+             if total < config.epochs else "")
+    raise CommandError(f"--resume: the run in {args.out} is finished ({done} of {total} "
+                       f"epochs trained{limit}); give --epochs N with N > {done} to train "
+                       "it further")
+
+
+def _with_plan(args: argparse.Namespace, scheme: str | None,
+               layer_bits: dict[str, int]) -> dict:
     """``--bits-plan``: the plan's widths as --layer-bits overrides (explicit ones win), and
     --bits, if not given, the plan's widest width."""
     from ..weights import layer_name, read_plan
 
-    if args.scheme not in ("ul2q", "fixed_point", "clip"):
+    if scheme not in ("ul2q", "fixed_point", "clip"):
         raise CommandError(f"--bits-plan needs a scheme with bit widths (ul2q, fixed_point, "
-                           f"clip), not --scheme {args.scheme}")
+                           f"clip), not --scheme {scheme or 'float'}")
     try:
         plan = {layer_name(name): bits for name, bits in read_plan(args.bits_plan).items()}
     except ValueError as error:

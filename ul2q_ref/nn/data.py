@@ -312,8 +312,9 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = IDX_MAX_BYTES
     Raises
     ------
     ValueError
-        Bad magic, unknown type code, zero dimensions, a claimed size above
-        ``max_bytes``, a truncated or oversized payload, or a corrupt gzip stream.
+        Bad magic, unknown type code, zero dimensions, a shape too big for an array (even
+        an empty one), a claimed size above ``max_bytes``, a truncated or oversized payload,
+        or a corrupt gzip stream.
         The message names the file.
     FileNotFoundError
         If ``path`` does not exist.
@@ -339,6 +340,11 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = IDX_MAX_BYTES
                 _read_exact(f, 4 * ndims, path, f"{ndims} dimension sizes"), dtype=">u4"))
             dtype = IDX_DTYPES[type_code]
             expected = math.prod(dims) * dtype.itemsize  # Python int: cannot overflow
+            # NumPy refuses a shape whose nonzero sizes multiply past its index range, even
+            # when a zero size makes the array empty: refuse it here, naming the file
+            if math.prod(d for d in dims if d) * dtype.itemsize > np.iinfo(np.intp).max:
+                raise ValueError(f"{path}: IDX header declares shape {dims}, too big for an "
+                                 "array on this machine")
             if max_bytes is not None and expected > max_bytes:
                 raise ValueError(f"{path}: IDX header claims {expected} payload bytes "
                                  f"(shape {dims}), more than the limit of {max_bytes}")

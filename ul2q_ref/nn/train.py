@@ -8,7 +8,11 @@ One SGD iteration (the paper's Algorithm 2, with the layers' straight-through ho
 
 Runs are deterministic: the seed fixes the initialisation, and each epoch's shuffling and
 dropout masks come from generators seeded with (seed, epoch), so a run resumed from the
-checkpoint of epoch e continues bit for bit as if it had never stopped.
+checkpoint of epoch e continues bit for bit as if it had never stopped. Every training runs
+with its BLAS pinned to one thread (:mod:`ul2q_ref.nn.determinism`), so the same
+configuration and seed give the same weights whatever the thread settings, ``--jobs`` or the
+load; what a run's bits may still depend on (library versions, the CPU) is recorded in its
+metrics as ``environment``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from ..io import FileFormatError, read_npz, save_npz_atomic, write_text_atomic
 from ..progress import progress as progress_report
 from .data import Dataset, iterate_minibatches, load_dataset
+from .determinism import pinned_blas, training_environment
 from .layers import Dropout
 from .losses import softmax_cross_entropy
 from .models import MODEL_NAMES, Sequential, build_model
@@ -149,6 +154,39 @@ class TrainConfig:
         return cls(**values)
 
 
+OPTION_FLAGS: dict[str, str] = {"max_iterations": "--iterations"}
+"""Command-line flags of ``ul2q-ref train`` whose name is not ``--`` + the field's name with
+dashes (every other field of :class:`TrainConfig` except ``epochs`` is ``--field-name``)."""
+
+
+def option_flag(name: str) -> str:
+    """The ``ul2q-ref train`` flag of :class:`TrainConfig` field `name`."""
+    return OPTION_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def train_command(config: TrainConfig, out: str | Path) -> str:
+    """The ``ul2q-ref train`` command that trains `config` into `out`, every option spelled
+    out (so that changed defaults cannot change what it runs)."""
+    import shlex
+
+    words = ["ul2q-ref", "train"]
+    for item in fields(TrainConfig):
+        value = getattr(config, item.name)
+        if value is None or (item.name == "milestones" and not value):
+            continue
+        flag = "--epochs" if item.name == "epochs" else option_flag(item.name)
+        if item.name == "layer_bits":
+            for layer, bits in sorted(value.items()):
+                words += [flag, f"{layer}={bits}"]
+        elif item.name == "quantize_bias":
+            words += [flag] if value else []
+        elif item.name == "milestones":
+            words += [flag, ",".join(repr(float(m)) for m in value)]
+        else:
+            words += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return shlex.join([*words, "--out", str(out)])
+
+
 @dataclass
 class EpochMetrics:
     """What one epoch measured."""
@@ -168,6 +206,7 @@ class TrainResult:
     model: Sequential
     history: list[EpochMetrics]
     layers: dict[str, tuple[str, int | None]]
+    environment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def test_accuracy(self) -> float:
@@ -180,6 +219,7 @@ class TrainResult:
             "layers": {name: {"scheme": s, "bits": b} for name, (s, b) in self.layers.items()},
             "epochs": [asdict(m) for m in self.history],
             "final_test_accuracy": self.test_accuracy,
+            "environment": self.environment,
         }
 
 
@@ -332,9 +372,11 @@ class RunLock:
             self._handle = None
 
 
-def remove_stale_temporaries(directory: Path) -> None:
-    """Delete temporary files a killed writer left behind (``.checkpoint.npz.*.tmp``)."""
-    for name in (CHECKPOINT_NAME, METRICS_NAME):
+def remove_stale_temporaries(directory: Path,
+                             names: tuple[str, ...] = (CHECKPOINT_NAME, METRICS_NAME)) -> None:
+    """Delete temporary files a killed writer left behind (``.checkpoint.npz.*.tmp``,
+    ``.metrics.json.*.tmp`` and those of `names`); call it holding the directory's lock."""
+    for name in names:
         for leftover in directory.glob(f".{name}.*.tmp"):
             leftover.unlink(missing_ok=True)
 
@@ -350,13 +392,18 @@ def train(
 ) -> TrainResult:
     """Train `config`'s model; checkpoint into `out_dir` after every epoch.
 
+    The data is loaded (and a resumed checkpoint read) before `out_dir` is created, so a
+    run that cannot start leaves nothing behind. The training itself runs with the BLAS
+    pinned to one thread (:func:`~ul2q_ref.nn.determinism.pinned_blas`).
+
     Parameters
     ----------
     config : TrainConfig
         The run. With `resume`, the checkpoint's own configuration is used, with
         ``config.epochs`` as the new total (to extend a run).
     out_dir : path, optional
-        Where ``checkpoint.npz`` and ``metrics.json`` are written after every epoch.
+        Where ``checkpoint.npz`` and ``metrics.json`` are written after every epoch; missing
+        parent directories are created.
     resume : bool
         Continue from ``out_dir/checkpoint.npz``.
     progress : bool
@@ -367,24 +414,36 @@ def train(
         Called with each :class:`EpochMetrics` as soon as it is known.
     """
     out = Path(out_dir) if out_dir is not None else None
+    if out is None and resume:
+        raise FileNotFoundError("nothing to resume: no out_dir given")
+    if resume:
+        assert out is not None
+        if not (out / CHECKPOINT_NAME).exists():
+            raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT_NAME} in {out}")
+        config = replace(load_checkpoint(out / CHECKPOINT_NAME)["config"], epochs=config.epochs)
+    dataset = load_dataset(config.data) if dataset is None else dataset
     if out is None:
-        if resume:
-            raise FileNotFoundError("nothing to resume: no out_dir given")
         return _train(config, None, None, progress, dataset, on_epoch)
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
         remove_stale_temporaries(out)
         checkpoint = None
-        if resume:
-            if not (out / CHECKPOINT_NAME).exists():
-                raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT_NAME} in {out}")
+        if resume:  # read again under the lock: another trainer may have written it since
             checkpoint = load_checkpoint(out / CHECKPOINT_NAME)
             config = replace(checkpoint["config"], epochs=config.epochs)
         return _train(config, out, checkpoint, progress, dataset, on_epoch)
 
 
 def _train(config: TrainConfig, out: Path | None, checkpoint: dict[str, Any] | None,
-           progress: bool, dataset: Dataset | None, on_epoch) -> TrainResult:
+           progress: bool, dataset: Dataset, on_epoch) -> TrainResult:
+    with pinned_blas() as blas:
+        environment = training_environment(blas)
+        return _train_pinned(config, out, checkpoint, progress, dataset, on_epoch, environment)
+
+
+def _train_pinned(config: TrainConfig, out: Path | None, checkpoint: dict[str, Any] | None,
+                  progress: bool, dataset: Dataset, on_epoch,
+                  environment: dict[str, Any]) -> TrainResult:
     dataset, (train_x, train_y), (test_x, test_y) = prepare_data(config, dataset)
     model, layers = build(config, dataset)
     optimizer = SGD(model.parameters(), momentum=config.momentum,
@@ -392,12 +451,13 @@ def _train(config: TrainConfig, out: Path | None, checkpoint: dict[str, Any] | N
     schedule = config.schedule()
     history: list[EpochMetrics] = []
     if checkpoint is not None:
+        assert out is not None
         restore(out / CHECKPOINT_NAME, config, model, optimizer, checkpoint)
         history = checkpoint["history"]
 
     count = len(train_y)
     per_epoch = -(-count // config.batch)
-    epochs = _epochs_to_run(config, per_epoch)
+    epochs = epochs_to_run(config, per_epoch)
     for epoch in range(len(history), epochs):
         rng = _seed_epoch(model, config, epoch)
         started = time.perf_counter()
@@ -433,17 +493,18 @@ def _train(config: TrainConfig, out: Path | None, checkpoint: dict[str, Any] | N
         metrics = EpochMetrics(epoch + 1, float(np.mean(losses)), accuracy,
                                time.perf_counter() - started, rate)
         history.append(metrics)
-        result = TrainResult(config, model, history, layers)
+        result = TrainResult(config, model, history, layers, environment)
         if out is not None:
             save_checkpoint(out / CHECKPOINT_NAME, config, model, optimizer, history)
             write_metrics(out / METRICS_NAME, result)
         if on_epoch is not None:
             on_epoch(metrics)
-    return TrainResult(config, model, history, layers)
+    return TrainResult(config, model, history, layers, environment)
 
 
-def _epochs_to_run(config: TrainConfig, per_epoch: int) -> int:
-    """`config.epochs`, or fewer when ``max_iterations`` ends the run earlier."""
+def epochs_to_run(config: TrainConfig, per_epoch: int) -> int:
+    """`config.epochs`, or fewer when ``max_iterations`` ends the run earlier
+    (`per_epoch` iterations make an epoch)."""
     if config.max_iterations is None:
         return config.epochs
     return min(config.epochs, -(-config.max_iterations // per_epoch))

@@ -23,17 +23,27 @@ import json
 import math
 import multiprocessing
 import os
+import queue
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .._atomic import write_text_atomic
 from ..nn.data import Dataset, load_dataset
 from ..nn.models import Sequential
-from ..nn.train import CHECKPOINT_NAME, EpochMetrics, TrainConfig, build, load_checkpoint, train
+from ..nn.train import (
+    CHECKPOINT_NAME,
+    EpochMetrics,
+    TrainConfig,
+    build,
+    load_checkpoint,
+    train,
+    train_command,
+)
 from .recipes import last_bits_for
 
 RUNS: dict[str, tuple[str, int | None]] = {
@@ -241,14 +251,7 @@ def compute(
     else:
         if log is not None:
             log(f"accuracy: training {len(pending)} job(s), {jobs} at a time")
-        with _single_threaded_blas(), ProcessPoolExecutor(
-                max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_train_job_in_process, job, runs_dir): job
-                       for job in pending}
-            while futures:
-                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    finish(futures.pop(future), future.result())
+        _train_in_processes(pending, runs_dir, jobs, finish)
     results.update(summarise(_rows(runs, seeds, done), results["test_images"]))
     float_config = None
     if "float" in runs:
@@ -279,12 +282,83 @@ def _train_job(job: Job, runs_dir: Path | None, dataset: Dataset | None,
         "test_accuracy_percent": 100.0 * result.test_accuracy,
         "epochs": [_epoch(m) for m in result.history],
         "seconds": sum(m.seconds for m in result.history),
+        "command": train_command(job.config, job_dir if job_dir is not None else job.key),
+        "environment": result.environment,
     }
     if job_dir is not None:
-        temporary = job_dir / f".{RESULT_NAME}.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(job_dir / RESULT_NAME)
+        for leftover in job_dir.glob(f".{RESULT_NAME}.*.tmp"):  # of a killed earlier run
+            leftover.unlink(missing_ok=True)
+        write_text_atomic(job_dir / RESULT_NAME, json.dumps(record, indent=2) + "\n")
     return record, result.model
+
+
+def _train_in_processes(pending: Sequence[Job], runs_dir: Path | None, jobs: int,
+                        finish: Callable[[Job, dict[str, Any]], None]) -> None:
+    """Train `pending` in `jobs` worker processes; `finish` each record as it arrives.
+
+    The workers ignore SIGINT: Ctrl-C (which the terminal sends to the whole process group)
+    interrupts this process only, which then cancels the queued jobs and terminates the
+    workers (:func:`_stop_workers`) before the KeyboardInterrupt goes on, so the command
+    ends within seconds; an unfinished job resumes from its last epoch's checkpoint next
+    time. A job that fails stops the others the same way and raises its error here.
+    """
+    arrived: queue.SimpleQueue = queue.SimpleQueue()
+    with _single_threaded_blas(), _sigint_ignored():  # the workers inherit both
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(jobs, len(pending)), initializer=_ignore_sigint)
+    try:
+        for job in pending:
+            pool.apply_async(_train_job_in_process, (job, runs_dir),
+                             callback=lambda record, job=job: arrived.put((job, record, None)),
+                             error_callback=lambda error, job=job: arrived.put((job, None,
+                                                                               error)))
+        pool.close()
+        for _ in pending:
+            job, record, error = _next_arrival(arrived)
+            if error is not None:
+                raise error
+            finish(job, record)
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.join()
+
+
+def _next_arrival(arrived: queue.SimpleQueue) -> tuple[Job, Any, BaseException | None]:
+    """The next finished job; waits in short steps so that Ctrl-C is seen at once."""
+    while True:
+        try:
+            return arrived.get(timeout=0.2)
+        except queue.Empty:
+            continue
+
+
+def _stop_workers(pool) -> None:
+    """Cancel the queued jobs and terminate the workers, with Ctrl-C ignored meanwhile (a
+    second Ctrl-C cannot interrupt the clean-up half way, and the clean-up takes a moment:
+    the workers die on SIGTERM, and their checkpoints are written atomically)."""
+    with _sigint_ignored():
+        pool.terminate()
+        pool.join()
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored inside the block (where signals can be set: the main thread)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to set
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ignore_sigint() -> None:
+    """A worker's initialiser: Ctrl-C is for the main process, which stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _train_job_in_process(job: Job, runs_dir: Path | None) -> dict[str, Any]:

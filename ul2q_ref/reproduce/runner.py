@@ -19,6 +19,7 @@ import numpy as np
 from .. import __version__
 from ..kernels import HAVE_FAST
 from ..nn.data import default_mnist_dir, load_dataset
+from ..nn.determinism import BLAS_THREADS
 from ..nn.train import TrainConfig, build, train
 from . import accuracy, figures, normality, report, simulation, table1
 from .recipes import LAYER_RULES, RECIPES
@@ -36,8 +37,8 @@ QUICK_DATA = "mnist-small"
 FORMAT = "ul2q-ref/reproduce-v1"
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-"""Environment variables that set the BLAS thread count: recorded, because the training
-numbers depend on it (a different count sums matrix products in a different order)."""
+"""Environment variables that set the BLAS thread count: recorded, although every training
+pins its BLAS to :data:`~ul2q_ref.nn.determinism.BLAS_THREADS` thread whatever they say."""
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,9 @@ def reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = None
     if log is None:
         log = _silent if config.quiet else accuracy.default_log
     out = Path(config.out)
-    _claim_output(out, config.force, log)
     parts = tuple(part for part in PARTS if part in config.parts)
+    _claim_output(out, config.force, log, parts)
+    _remove_stale_temporaries(out)
     dataset = load_dataset(config.resolved_data) if config.needs_data else None
     state: dict[str, Any] = {}
     if dataset is not None:
@@ -311,11 +313,15 @@ def _train_count(dataset, config: ReproduceConfig) -> int:
     return count if config.train_limit is None else min(count, config.train_limit)
 
 
-def _claim_output(out: Path, force: bool, log: Callable[[str], None]) -> None:
-    """Check that `out` may be written: a finished report is kept unless `force`.
+def _claim_output(out: Path, force: bool, log: Callable[[str], None],
+                  parts: tuple[str, ...] = PARTS) -> None:
+    """Check that `out` may be written: a report there is never replaced without `force`.
 
-    An unfinished report (``results.json`` with ``complete: false``) is resumed: its
-    finished trainings under ``runs/`` are reused. With `force` the old runs are removed.
+    A finished report is an error; so is one whose ``results.json`` cannot be read, and an
+    unfinished one of other parts (running ``table1`` into an interrupted run of all parts
+    would replace its results). An unfinished report of the same parts (``complete: false``
+    in results.json, e.g. after Ctrl-C) is resumed: its finished trainings under ``runs/``
+    are reused. With `force` the old runs are removed.
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
@@ -324,18 +330,46 @@ def _claim_output(out: Path, force: bool, log: Callable[[str], None]) -> None:
         if (out / "runs").is_dir():
             shutil.rmtree(out / "runs")
         return
-    if results_path.is_file():
-        import json
+    if not results_path.is_file():
+        return
+    import json
 
-        try:
-            complete = bool(json.loads(results_path.read_text(encoding="utf-8"))
-                            .get("complete", False))
-        except (ValueError, AttributeError):
-            complete = False
-        if complete:
-            raise ValueError(f"--out {out}: holds a finished report; use --force to replace "
-                             "it or choose another --out")
-        log(f"resuming the unfinished report in {out}")
+    try:
+        previous = json.loads(results_path.read_text(encoding="utf-8"))
+        complete = previous["complete"]
+        previous_parts = tuple(previous["part_order"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--out {out}: its {report.RESULTS_NAME} cannot be read as a report "
+                         f"({type(error).__name__}); use --force to replace it or choose "
+                         "another --out") from None
+    if complete:
+        raise ValueError(f"--out {out}: holds a finished report; use --force to replace it "
+                         "or choose another --out")
+    if previous_parts != parts:
+        raise ValueError(f"--out {out}: holds an unfinished report of "
+                         f"{', '.join(previous_parts)}; rerun those parts to resume it, use "
+                         "--force to replace it, or choose another --out")
+    log(f"resuming the unfinished report in {out}")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files of ``results.json`` and ``report.md`` that a killed run
+    left in `out` (``.results.json.tmp``, ``.results.json.*.tmp``, likewise report.md)."""
+    if not out.is_dir():
+        return
+    for name in (report.RESULTS_NAME, report.REPORT_NAME):
+        for leftover in out.glob(f".{name}*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+def _blas_libraries() -> list[dict[str, Any]]:
+    """The BLAS libraries of this process, their versions and kernels (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a dependency
+        return []
+    return [{key: library.get(key) for key in ("internal_api", "version", "architecture")}
+            for library in threadpool_info() if library.get("user_api") == "blas"]
 
 
 def _environment(config: ReproduceConfig, train_config: TrainConfig | None
@@ -372,6 +406,8 @@ def _environment(config: ReproduceConfig, train_config: TrainConfig | None
         "platform": f"{platform.system()} {platform.machine()}",
         "load_average": load,
         "thread_settings": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        "blas": _blas_libraries(),
+        "training_blas_threads": BLAS_THREADS,
         "argv": list(sys.argv),
     }
 
