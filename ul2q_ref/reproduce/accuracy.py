@@ -19,6 +19,7 @@ rerun reuses finished jobs and resumes unfinished ones from their last epoch.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import multiprocessing
@@ -309,9 +310,8 @@ def _train_in_processes(pending: Sequence[Job], runs_dir: Path | None, jobs: int
     try:
         for job in pending:
             pool.apply_async(_train_job_in_process, (job, runs_dir),
-                             callback=lambda record, job=job: arrived.put((job, record, None)),
-                             error_callback=lambda error, job=job: arrived.put((job, None,
-                                                                               error)))
+                             callback=functools.partial(_arrived_record, arrived, job),
+                             error_callback=functools.partial(_arrived_error, arrived, job))
         pool.close()
         for _ in pending:
             job, record, error = _next_arrival(arrived)
@@ -322,6 +322,16 @@ def _train_in_processes(pending: Sequence[Job], runs_dir: Path | None, jobs: int
         _stop_workers(pool)
         raise
     pool.join()
+
+
+def _arrived_record(arrived: queue.SimpleQueue, job: Job, record: dict[str, Any]) -> None:
+    """A worker's finished record, queued for :func:`_next_arrival` (pool callback)."""
+    arrived.put((job, record, None))
+
+
+def _arrived_error(arrived: queue.SimpleQueue, job: Job, error: BaseException) -> None:
+    """A worker's failure, queued for :func:`_next_arrival` (pool error callback)."""
+    arrived.put((job, None, error))
 
 
 def _next_arrival(arrived: queue.SimpleQueue) -> tuple[Job, Any, BaseException | None]:
