@@ -150,7 +150,7 @@ def test_the_recorded_command_trains_the_same_configuration():
 
     words = shlex.split(command)
     assert words[:2] == ["ul2q-ref", "train"] and words[-2:] == ["--out", "runs/x y"]
-    args = build_parser().parse_args(words[1:])
+    args = build_parser("train").parse_args(words[1:])
     options = given_options(args)
     options["layer_bits"] = dict(options["layer_bits"])
     assert TrainConfig(epochs=args.epochs, **options) == config
