@@ -5,8 +5,10 @@ a result line beyond the cap is refused unparsed and the checker's memory stays 
 a line several times the cap; a data file far larger than its case declares is refused
 before it is read; a command that keeps timing out is given up after N cases. Memory is
 measured as the peak resident set size of a fresh interpreter that runs only the check
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss`` at its end), compared with the same run on
-harmless input; time by ``subprocess.run(timeout=…)``.
+(``VmHWM`` of ``/proc/self/status`` at its end: the high-water mark of the process's own
+memory; ``ru_maxrss`` would not do, since Linux carries it over from the parent that forked
+the interpreter, here the whole test session), compared with the same run on harmless input;
+time by ``subprocess.run(timeout=…)``.
 """
 
 from __future__ import annotations
@@ -165,6 +167,9 @@ LONG = textwrap.dedent("""\
 
 PEAK = textwrap.dedent("""\
     import resource, sys
+    def peak_kib():  # VmHWM: own peak (ru_maxrss counts the parent's)
+        with open("/proc/self/status") as status:
+            return int(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
     from ul2q_ref.crosscheck import check, vectors
     suite = vectors.load_suite(sys.argv[1])
     cases = check.select_cases(suite.cases, patterns=["ul2q-exact-k2-float32-random"])
@@ -173,7 +178,7 @@ PEAK = textwrap.dedent("""\
                 else check.command_provider(command, max_line=1 << 20))
     result = provider(cases)[cases[0].id]
     print(result.get("error"))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    print(peak_kib())  # KiB
     """)
 
 
@@ -190,7 +195,7 @@ def peak_of_check(tmp_path, suite_dir, line_bytes: int, mode: str) -> tuple[str,
     return error, int(peak), time.monotonic() - started
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux only")
+@pytest.mark.skipif(sys.platform != "linux", reason="VmHWM is read from /proc (Linux)")
 @pytest.mark.parametrize("mode", ["per-case", "batch"])
 def test_a_line_over_the_cap_is_refused_and_memory_stays_bounded(tmp_path, suite_dir, mode):
     cap, long_line = 1 << 20, 24 << 20          # a line 24 times the 1 MiB cap
@@ -206,7 +211,7 @@ def test_a_line_over_the_cap_is_refused_and_memory_stays_bounded(tmp_path, suite
 # --------------------------------------------------------------------------- data files
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux only")
+@pytest.mark.skipif(sys.platform != "linux", reason="VmHWM is read from /proc (Linux)")
 def test_an_oversized_data_file_is_refused_before_it_is_read(tmp_path, suite_dir):
     copy = tmp_path / "v"
     shutil.copytree(suite_dir, copy)
@@ -217,9 +222,12 @@ def test_an_oversized_data_file_is_refused_before_it_is_read(tmp_path, suite_dir
     os.truncate(target, 3 << 30)           # 3 GiB, sparse: takes no disk and no time
     driver = textwrap.dedent("""\
         import resource, sys
+        def peak_kib():  # VmHWM: own peak (ru_maxrss counts the parent's)
+            with open("/proc/self/status") as status:
+                return int(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
         from ul2q_ref.cli import main
         status = main(["check", sys.argv[1], "--self", "--quiet"])
-        print(status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        print(status, peak_kib())
         """)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", driver, str(copy)], env=ENV,
