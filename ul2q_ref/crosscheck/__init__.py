@@ -26,14 +26,9 @@ docs/crosscheck.md documents the format, the protocol and the defects the profil
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
-"""The JSON Schema (draft 2020-12) of ``vectors.json``."""
-
-RESULTS_SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
-"""The JSON Schema (draft 2020-12) of a results file (``ul2q-ref check --results``)."""
+from .schema import RESULTS_SCHEMA_PATH, SCHEMA_PATH
 
 _ADAPTERS = ("adapt", "adapt_torch_module")
 _DIAGNOSIS = ("diagnose", "Diagnosis")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import CheckError
+from .schema import INSTALL_HINT, SchemaError, ValidatorMissingError, validate_results
 from .vectors import RESULTS_FORMAT, RESULTS_SCHEMA_VERSION
 
 MAX_RESULTS_BYTES = 1 << 30
@@ -46,7 +47,18 @@ def parse_json(text: str) -> Any:
 
 
 def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """Read a results file into {case id: result}."""
+    """Read a results file into {case id: result}.
+
+    The document is validated against ``results.schema.json`` (its structure: ids, hex
+    patterns, integer codes) before any result is used; lengths and values are checked per
+    case by the checker.
+
+    Raises
+    ------
+    CheckError
+        One line naming the file: unreadable, not JSON, not following the schema, or the
+        ``jsonschema`` package (which validates it) is not installed.
+    """
     file = Path(path)
     try:
         if not file.is_file():
@@ -57,24 +69,28 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         document = parse_json(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise CheckError(f"{path}: not a readable JSON file ({error})") from None
-    if isinstance(document, dict):
+    if isinstance(document, dict):  # said plainly before the schema's general message
         if document.get("format", RESULTS_FORMAT) != RESULTS_FORMAT:
-            raise CheckError(f"{path}: format is {document.get('format')!r}, "
+            raise CheckError(f"{path}: format is {repr(document.get('format'))[:80]}, "
                              f"expected {RESULTS_FORMAT!r}")
         version = document.get("schema_version", RESULTS_SCHEMA_VERSION)
         if version != RESULTS_SCHEMA_VERSION:
-            raise CheckError(f"{path}: results schema version {version!r} is not supported")
-        records = document.get("results")
-    else:
-        records = document
-    if not isinstance(records, list):
-        raise CheckError(f"{path}: expected a list of results (or {{\"results\": [...]}})")
-    results: dict[str, dict[str, Any]] = {}
-    for index, record in enumerate(records):
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-            raise CheckError(f"{path}: result #{index} is not an object with a string \"id\"")
-        results[record["id"]] = record
-    return results
+            raise CheckError(f"{path}: results schema version {repr(version)[:40]} is not "
+                             "supported")
+    _validate(document, path)
+    records = document["results"] if isinstance(document, dict) else document
+    return {record["id"]: record for record in records}
+
+
+def _validate(document: Any, path: str | os.PathLike[str]) -> None:
+    """Refuse a results document that does not follow ``results.schema.json``, in one line."""
+    try:
+        validate_results(document)
+    except SchemaError as error:
+        raise CheckError(f"{path}: does not follow results.schema.json: {error}") from None
+    except ValidatorMissingError:
+        raise CheckError(f"{path}: validating a results file needs the jsonschema package: "
+                         f"{INSTALL_HINT}") from None
 
 
 # --------------------------------------------------------------------------- missing results

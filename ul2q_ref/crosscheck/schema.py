@@ -15,9 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from . import RESULTS_SCHEMA_PATH, SCHEMA_PATH
+SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
+"""The JSON Schema (draft 2020-12) of ``vectors.json``; also ``ul2q_ref.crosscheck.SCHEMA_PATH``."""
+
+RESULTS_SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
+"""The JSON Schema (draft 2020-12) of a results file (``ul2q-ref check --results``); also
+``ul2q_ref.crosscheck.RESULTS_SCHEMA_PATH``."""
 
 INSTALL_HINT = "pip install 'ul2q-ref[check]' (or pip install jsonschema)"
 """What to install for validation."""
@@ -107,6 +113,8 @@ def validate_results(document: Any) -> None:
 
 __all__ = [
     "INSTALL_HINT",
+    "RESULTS_SCHEMA_PATH",
+    "SCHEMA_PATH",
     "SchemaError",
     "ValidatorMissingError",
     "errors",
