@@ -15,8 +15,9 @@ itself stays small) to a temporary directory, then runs, each as its own process
 * ``ul2q-ref dequantize q.npz -o back.safetensors``,
 
 and prints, per command, the wall time, the CPU time, the peak resident memory of that
-process (``ru_maxrss`` from ``os.wait4``, the process's own high-water mark: exact however
-busy the machine is) and the weights handled per second of wall time. ``--jobs`` is passed
+process (``ru_maxrss`` from ``os.wait4``: the process's high-water mark, however busy the
+machine is — an upper bound, since Linux counts the forking parent's peak too, and this
+benchmark's own is small) and the weights handled per second of wall time. ``--jobs`` is passed
 to inspect and plan (default: auto, every usable core). Wall times depend on the machine's
 load, which is printed; memory does not.
 """
