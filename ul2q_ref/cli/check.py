@@ -9,20 +9,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import CommandError
+from ._common import CommandError, int_at_least
 
 if TYPE_CHECKING:
     from ..crosscheck.check import Provider
 
 
 def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of ulps, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of ulps >= 0, got {value}")
-    return value
+    return int_at_least(text, 0, "a whole number of ulps >= 0")
 
 
 def _stats_ulps(text: str) -> int | str:
@@ -30,13 +24,7 @@ def _stats_ulps(text: str) -> int | str:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+    return int_at_least(text, 1, "a whole number >= 1")
 
 
 def _seconds(text: str) -> float:

@@ -6,7 +6,7 @@ import argparse
 
 from ..weights import capacity_bits, plan_bits
 from ..weights.plan import PLAN_FORMAT, check_pins
-from ._common import CommandError, bit_widths, check_output
+from ._common import CommandError, bit_widths, check_output, int_at_least
 from ._models import (
     MODEL_HELP,
     add_jobs,
@@ -32,13 +32,7 @@ def _pin(text: str) -> tuple[str, int]:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
-    return value
+    return int_at_least(text, 1, "a positive number of bytes")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
