@@ -144,6 +144,22 @@ class SchemeDiagnosis:
     def _get(self, name: str) -> Observation | None:
         return self.obs.get(f"diag-{name}")
 
+    def _encoded_codes(self, aspect: str, name: str, alpha: float, given: str
+                       ) -> tuple[Observation, np.ndarray] | Finding:
+        """The codes the encode step of probe `name` answered, and its observation.
+
+        Codes are those returned, else ŵ/α rounded (α = `alpha`, the step the probe gave).
+        Without an encode step or without codes and ŵ: the undetermined finding of
+        `aspect` (`given` names the parameter the encode step would have been given).
+        """
+        obs = self._get(name)
+        if obs is None or obs.encode is None:
+            return undetermined(aspect, f"no encode step ({given} cannot be given)")
+        codes = _codes(obs.encode, alpha)
+        if codes is None:
+            return undetermined(aspect, "no codes and no ŵ")
+        return obs, codes
+
     def _judged(self, aspect: str, label: str | None, value: Any = None,
                 evidence: dict[str, Any] | None = None) -> Finding:
         return judged(aspect, label, DEFINITIONS[self.scheme][aspect], value, evidence)
@@ -199,12 +215,10 @@ class SchemeDiagnosis:
 
     def threshold_rule(self) -> Finding:
         """|w| = Δ exactly: code 0 (strict >) or ±1 (inclusive ≥)."""
-        obs = self._get("ternary-threshold")
-        if obs is None or obs.encode is None:
-            return undetermined("threshold_rule", "no encode step (Δ cannot be given)")
-        codes = _codes(obs.encode, TERNARY_ALPHA)
-        if codes is None:
-            return undetermined("threshold_rule", "no codes and no ŵ")
+        found = self._encoded_codes("threshold_rule", "ternary-threshold", TERNARY_ALPHA, "Δ")
+        if isinstance(found, Finding):
+            return found
+        obs, codes = found
         on = (int(codes[0]), int(codes[1]))
         label = {(0, 0): "strict", (1, -1): "inclusive"}.get(on, "other")
         return self._judged("threshold_rule", label, None,
@@ -230,12 +244,10 @@ class SchemeDiagnosis:
 
     def rounding(self) -> Finding:
         """Which rule turns w/α into a code, from ties j + ½ and values j + 0.3, j + 0.7."""
-        obs = self._get(f"{self.scheme}-rounding")
-        if obs is None or obs.encode is None:
-            return undetermined("rounding", "no encode step (α cannot be given)")
-        codes = _codes(obs.encode, ROUNDING_STEP)
-        if codes is None:
-            return undetermined("rounding", "no codes and no ŵ")
+        found = self._encoded_codes("rounding", f"{self.scheme}-rounding", ROUNDING_STEP, "α")
+        if isinstance(found, Finding):
+            return found
+        obs, codes = found
         scaled = obs.case.weights / ROUNDING_STEP
         lowest, highest = self._limits()
         label = next((name for name, rule in ROUNDING_RULES.items()
@@ -250,12 +262,10 @@ class SchemeDiagnosis:
 
     def clipping(self) -> Finding:
         """Codes of w/α = ±100: saturated at the range's ends, or not."""
-        obs = self._get(f"{self.scheme}-clipping")
-        if obs is None or obs.encode is None:
-            return undetermined("clipping", "no encode step (α cannot be given)")
-        codes = _codes(obs.encode, ROUNDING_STEP)
-        if codes is None:
-            return undetermined("clipping", "no codes and no ŵ")
+        found = self._encoded_codes("clipping", f"{self.scheme}-clipping", ROUNDING_STEP, "α")
+        if isinstance(found, Finding):
+            return found
+        obs, codes = found
         lowest, highest = self._limits()
         got = (int(codes[0]), int(codes[1]))
         label = {(highest, lowest): "clipped", (100, -100): "unclipped"}.get(got, "other")
