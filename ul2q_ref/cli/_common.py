@@ -71,6 +71,18 @@ def one_bit_width(text: str) -> int:
     return widths[0]
 
 
+def layer_bit_width(text: str) -> tuple[str, int]:
+    """Parse ``LAYER=K`` (``--pin`` of plan, ``--layer-bits`` of train): a name and one k.
+
+    The name is everything before the last ``=``; k is one bit width, 1 to 16
+    (:func:`one_bit_width`).
+    """
+    name, _, bits = text.rpartition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected LAYER=K such as fc2=8, got {text!r}")
+    return name, one_bit_width(bits)
+
+
 def load_npy(path: str) -> np.ndarray:
     """Load a ``.npy`` array for a command, turning every failure into a CommandError."""
     try:
