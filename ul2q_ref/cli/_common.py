@@ -40,12 +40,47 @@ def bit_widths(text: str) -> list[int]:
     return sorted(set(widths))
 
 
+def int_at_least(text: str, minimum: int, expected: str) -> int:
+    """Parse an option's whole number n ≥ `minimum`.
+
+    Anything else (not an integer, or n < `minimum`) is an argparse error
+    ``expected <expected>, got '<text>'``, so `expected` says what the option takes.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def one_bit_width(text: str) -> int:
     """Parse a single bit width k, 1 to 16 (``--bits`` of quantize and train)."""
     widths = bit_widths(text)
     if len(widths) != 1:
         raise argparse.ArgumentTypeError(f"expected one bit width, got {text!r}")
     return widths[0]
+
+
+def layer_bit_width(text: str) -> tuple[str, int]:
+    """Parse ``LAYER=K`` (``--pin`` of plan, ``--layer-bits`` of train): a name and one k.
+
+    The name is everything before the last ``=``; k is one bit width, 1 to 16
+    (:func:`one_bit_width`).
+    """
+    name, _, bits = text.rpartition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected LAYER=K such as fc2=8, got {text!r}")
+    return name, one_bit_width(bits)
 
 
 def load_npy(path: str) -> np.ndarray:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from .._atomic import write_text_atomic
 from ..weights import Model, ModelFileError, inspect_tensors, read_model, select_weights
 from ..weights.tensors import Tensor
-from ._common import CommandError
+from ._common import CommandError, int_at_least, usable_cores
 
 MODEL_HELP = (".npz (arrays, checkpoint, integer or quantised model), .npy, .safetensors, "
               ".pt/.pth/.bin/.ckpt (PyTorch, weights_only) or .onnx")
@@ -26,26 +25,11 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
                         help="leave out the tensors whose name matches (repeatable)")
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def jobs_value(text: str) -> int:
     """Parse ``--jobs``: ``auto`` (every usable core) or a positive integer."""
     if text.strip().lower() == "auto":
         return usable_cores()
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number of threads, "
-                                         f"got {text!r}")
-    return value
+    return int_at_least(text, 1, "'auto' or a positive number of threads")
 
 
 def add_jobs(parser: argparse.ArgumentParser) -> None:

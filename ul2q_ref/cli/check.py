@@ -7,18 +7,16 @@ import math
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._common import CommandError
+from ._common import CommandError, int_at_least
+
+if TYPE_CHECKING:
+    from ..crosscheck.check import Provider
 
 
 def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of ulps, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of ulps >= 0, got {value}")
-    return value
+    return int_at_least(text, 0, "a whole number of ulps >= 0")
 
 
 def _stats_ulps(text: str) -> int | str:
@@ -26,13 +24,7 @@ def _stats_ulps(text: str) -> int | str:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+    return int_at_least(text, 1, "a whole number >= 1")
 
 
 def _seconds(text: str) -> float:
@@ -150,6 +142,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def select_provider(args: argparse.Namespace, *, deadline: float, give_up_after: int,
+                    max_line: int) -> Provider:
+    """The source of results that ``--self``, ``--results``, ``--command [--batch]`` name.
+
+    ``--self`` answers from the reference; ``--results`` reads a results file; ``--command``
+    runs the command once per case (``--timeout`` per case, 60 s by default, `deadline` for
+    all, giving up after `give_up_after` timeouts in a row) or, with ``--batch``, once for
+    all cases (``--timeout``, 600 s by default). A result line may have `max_line` bytes.
+    """
+    from ..crosscheck import check
+
+    if args.check_self:
+        return check.self_provider
+    if args.results:
+        try:
+            return check.results_provider(args.results)
+        except check.CheckError as error:
+            raise CommandError(str(error)) from None
+    if args.batch:
+        return check.batch_provider(args.command, timeout=args.timeout or 600.0,
+                                    max_line=max_line)
+    return check.command_provider(args.command, timeout=args.timeout or 60.0,
+                                  deadline=deadline, give_up_after=give_up_after,
+                                  max_line=max_line)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..crosscheck import check
     from ..crosscheck.vectors import SuiteError, load_suite
@@ -183,21 +201,9 @@ def run(args: argparse.Namespace) -> int:
                                patterns=args.select)
     if not cases:
         raise CommandError("no case matches the --scheme/--profile/--select filters")
-    if args.check_self:
-        provider = check.self_provider
-    elif args.results:
-        try:
-            provider = check.results_provider(args.results)
-        except check.CheckError as error:
-            raise CommandError(str(error)) from None
-    elif args.batch:
-        provider = check.batch_provider(args.command, timeout=args.timeout or 600.0,
-                                        max_line=max_line)
-    else:
-        provider = check.command_provider(args.command, timeout=args.timeout or 60.0,
-                                          deadline=args.deadline or check.DEFAULT_DEADLINE,
-                                          give_up_after=args.give_up_after
-                                          or check.GIVE_UP_AFTER, max_line=max_line)
+    provider = select_provider(args, deadline=args.deadline or check.DEFAULT_DEADLINE,
+                               give_up_after=args.give_up_after or check.GIVE_UP_AFTER,
+                               max_line=max_line)
     options = check.Options(args.tolerance_ulps, args.stats_ulps)
     try:
         report = check.check_suite(cases, provider, options)

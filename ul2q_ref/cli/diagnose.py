@@ -74,18 +74,10 @@ def run(args: argparse.Namespace) -> int:
         write_text("\n".join(lines) + "\n", args.requests)
         print(f"wrote {len(lines)} probe requests to {args.requests}", file=sys.stderr)
         return 0
-    provider: check.Provider
-    if args.check_self:
-        provider = check.self_provider
-    elif args.results:
-        try:
-            provider = check.results_provider(args.results)
-        except check.CheckError as error:
-            raise CommandError(str(error)) from None
-    elif args.batch:
-        provider = check.batch_provider(args.command, timeout=args.timeout or 600.0)
-    else:
-        provider = check.command_provider(args.command, timeout=args.timeout or 60.0)
+    from .check import select_provider
+
+    provider = select_provider(args, deadline=check.DEFAULT_DEADLINE,
+                               give_up_after=check.GIVE_UP_AFTER, max_line=check.MAX_LINE_BYTES)
     start = time.monotonic()
     try:
         diagnosis = diagnose(provider, scheme=args.scheme, progress=True)

@@ -6,7 +6,7 @@ import argparse
 
 from ..weights import capacity_bits, plan_bits
 from ..weights.plan import PLAN_FORMAT, check_pins
-from ._common import CommandError, bit_widths, check_output
+from ._common import CommandError, bit_widths, check_output, int_at_least, layer_bit_width
 from ._models import (
     MODEL_HELP,
     add_jobs,
@@ -19,26 +19,8 @@ from ._models import (
 )
 
 
-def _pin(text: str) -> tuple[str, int]:
-    name, _, bits = text.rpartition("=")
-    try:
-        value = int(bits)
-    except ValueError:
-        value = 0
-    if not name or not 1 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"expected LAYER=K with K 1 to 16, such as fc2=8, "
-                                         f"got {text!r}")
-    return name, value
-
-
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
-    return value
+    return int_at_least(text, 1, "a positive number of bytes")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -61,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="total size of the codes in bytes")
     parser.add_argument("--bits", type=bit_widths, default=list(range(1, 9)), metavar="LIST",
                         help="the widths a layer may get: A-B or a list (default: 1-8)")
-    parser.add_argument("--pin", type=_pin, action="append", default=[], metavar="LAYER=K",
+    parser.add_argument("--pin", type=layer_bit_width, action="append", default=[],
+                        metavar="LAYER=K",
                         help="fix one layer's width, e.g. --pin fc2=8 (repeatable)")
     parser.add_argument("--gaussian", action="store_true",
                         help="plan with the Gaussian prediction instead of the actual loss")

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..reproduce import PARTS, QUICK_DATA, QUICK_EPOCHS, ReproduceConfig, reproduce
 from ..reproduce.recipes import LAYER_RULES, RECIPES
 from ..reproduce.report import summary
-from ._common import CommandError
+from ._common import CommandError, int_at_least, usable_cores
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return int_at_least(text, 1, "a positive integer")
 
 
 def _jobs(text: str) -> int:
     """--jobs: a positive count, or ``auto`` for the cores this process may use."""
     if text == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-    try:
-        return _positive(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer or 'auto', got {text!r}") from None
+        return usable_cores()
+    return int_at_least(text, 1, "a positive integer or 'auto'")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -26,14 +26,7 @@ from ..nn.train import (
     train,
     write_metrics,
 )
-from ._common import CommandError, one_bit_width
-
-
-def _layer_bits(text: str) -> tuple[str, int]:
-    name, _, bits = text.partition("=")
-    if not name:
-        raise argparse.ArgumentTypeError(f"expected LAYER=K such as fc2=8, got {text!r}")
-    return name, one_bit_width(bits)
+from ._common import CommandError, layer_bit_width, one_bit_width
 
 
 def _milestones(text: str) -> tuple[float, ...]:
@@ -82,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "clip; binary and ternary have fixed widths)")
     parser.add_argument("--last-bits", type=one_bit_width, metavar="K",
                         help="bit width of the last layer, e.g. 8 as in the paper's LeNet")
-    parser.add_argument("--layer-bits", type=_layer_bits, action="append", default=None,
+    parser.add_argument("--layer-bits", type=layer_bit_width, action="append", default=None,
                         metavar="LAYER=K", help="bit width of one layer (repeatable)")
     parser.add_argument("--bits-plan", metavar="plan.json",
                         help="per-layer bit widths from 'ul2q-ref plan -o' (layers it does not "

@@ -51,6 +51,23 @@ def _codes_json(case: Case) -> list[int | None]:
                                 case.defined.reshape(-1).tolist(), strict=True)]
 
 
+def _task_fields(case: Case) -> dict[str, Any]:
+    """What `case` asks for, as the vectors file and the request both state it.
+
+    The scheme and profile, the bit width k, the channel axis (``None``: one (α, β) for
+    the tensor), the float dtype and shape of w, and the dtype of α and β.
+    """
+    return {
+        "scheme": case.scheme,
+        "profile": case.profile,
+        "bits": case.bits,
+        "axis": case.axis,
+        "dtype": case.dtype,
+        "shape": list(case.weights.shape),
+        "parameter_dtype": case.parameter_dtype,
+    }
+
+
 def case_to_json(case: Case, save_npy: Any | None = None) -> dict[str, Any]:
     """The JSON object of `case`; large arrays go through ``save_npy(name, array)``."""
     parameter = case.parameter_dtype
@@ -59,13 +76,7 @@ def case_to_json(case: Case, save_npy: Any | None = None) -> dict[str, Any]:
         "id": case.id,
         "comment": case.comment,
         "flags": case.flags,
-        "scheme": case.scheme,
-        "profile": case.profile,
-        "bits": case.bits,
-        "axis": case.axis,
-        "dtype": case.dtype,
-        "shape": list(case.weights.shape),
-        "parameter_dtype": parameter,
+        **_task_fields(case),
     }
     if save_large is not None:
         record["input"] = save_large(f"{case.id}.input.npy", case.weights)
@@ -336,13 +347,7 @@ def request_for(case: Case) -> dict[str, Any]:
         encode["threshold"] = {"hex": to_hex(case.encode_threshold, parameter)}
     return {
         "id": case.id,
-        "scheme": case.scheme,
-        "profile": case.profile,
-        "bits": case.bits,
-        "axis": case.axis,
-        "dtype": case.dtype,
-        "shape": list(case.weights.shape),
-        "parameter_dtype": parameter,
+        **_task_fields(case),
         "input": {"hex": to_hex(case.weights, case.dtype)},
         "quantize": case.stats is not None,
         "encode": encode,

@@ -167,6 +167,32 @@ class _QuantizableLayer(Layer):
 
     weight_quantizer: Quantizer | None
     bias_quantizer: Quantizer | None
+
+    def _init_quantizable(
+        self,
+        weight_shape: tuple[int, ...],
+        bias: bool,
+        *,
+        rng: np.random.Generator,
+        init: str,
+        weight_quantizer: Quantizer | None,
+        bias_quantizer: Quantizer | None,
+        dtype: np.dtype | type,
+    ) -> None:
+        """Create the shadow weight ``w_f`` (drawn by ``init``), a zero bias and the quantizers.
+
+        ``w_f`` has ``weight_shape`` (output units first); the bias, when ``bias``
+        is true, has one zero per output unit.  The quantizers map the shadow
+        parameters to the ``w_q`` / ``b_q`` the forward pass uses (``None``: float).
+        """
+        self.init = init
+        self._add_param("weight", get_initializer(init)(weight_shape, rng, dtype=dtype))
+        if bias:
+            self._add_param("bias", np.zeros(weight_shape[0], dtype=dtype))
+        self.weight_quantizer = weight_quantizer
+        self.bias_quantizer = bias_quantizer
+        self._cache: tuple | None = None
+
     def _weights_for_forward(self) -> tuple[np.ndarray, np.ndarray | None]:
         return self.effective_weight(), self.effective_bias()
 
@@ -247,14 +273,15 @@ class Conv2d(_QuantizableLayer):
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride)
         self.padding = _pair(padding)
-        self.init = init
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
-        self._add_param("weight", get_initializer(init)(shape, rng, dtype=dtype))
-        if bias:
-            self._add_param("bias", np.zeros(self.out_channels, dtype=dtype))
-        self.weight_quantizer = weight_quantizer
-        self.bias_quantizer = bias_quantizer
-        self._cache: tuple | None = None
+        self._init_quantizable(
+            (self.out_channels, self.in_channels, *self.kernel_size),
+            bias,
+            rng=rng,
+            init=init,
+            weight_quantizer=weight_quantizer,
+            bias_quantizer=bias_quantizer,
+            dtype=dtype,
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -321,14 +348,15 @@ class Linear(_QuantizableLayer):
         super().__init__()
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        self.init = init
-        shape = (self.out_features, self.in_features)
-        self._add_param("weight", get_initializer(init)(shape, rng, dtype=dtype))
-        if bias:
-            self._add_param("bias", np.zeros(self.out_features, dtype=dtype))
-        self.weight_quantizer = weight_quantizer
-        self.bias_quantizer = bias_quantizer
-        self._cache: tuple | None = None
+        self._init_quantizable(
+            (self.out_features, self.in_features),
+            bias,
+            rng=rng,
+            init=init,
+            weight_quantizer=weight_quantizer,
+            bias_quantizer=bias_quantizer,
+            dtype=dtype,
+        )
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.has_bias}"

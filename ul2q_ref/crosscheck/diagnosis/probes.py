@@ -77,4 +77,14 @@ def describe_input(values: np.ndarray, limit: int = 6) -> str:
     return f"[{shown}{more}] {values.dtype.name}"
 
 
-__all__ = ["Provider", "Rounds", "describe_input", "probe", "rng", "symmetric_normal"]
+def evidence(obs: Observation, expected: Any, got: Any, note: str = "") -> dict[str, Any]:
+    """The evidence record of a finding: the probe, its input, expected and got."""
+    record: dict[str, Any] = {"probe": obs.case.id, "input": describe_input(obs.case.weights),
+                              "expected": str(expected), "got": str(got)}
+    if note:
+        record["note"] = note
+    return record
+
+
+__all__ = ["Provider", "Rounds", "describe_input", "evidence", "probe", "rng",
+           "symmetric_normal"]

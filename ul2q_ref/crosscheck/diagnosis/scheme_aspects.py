@@ -34,7 +34,7 @@ from ...schemes import clip_range, fixed_point_range, power_of_two_step, round_h
 from ..case import Case
 from .model import Finding, judged, undetermined
 from .observe import Observation, level_step
-from .probes import Rounds, describe_input, probe, symmetric_normal
+from .probes import Rounds, evidence, probe, symmetric_normal
 
 DEFINITIONS: dict[str, dict[str, str]] = {
     "binary": {"sign_of_zero": "plus-one", "scale": "mean-abs", "zero_tensor": "zero"},
@@ -54,14 +54,6 @@ ROUNDING_BITS = 4
 def definition_row(scheme: str) -> dict[str, str]:
     """The definition's labels for `scheme`'s aspects."""
     return dict(DEFINITIONS[scheme])
-
-
-def _evidence(obs: Observation, expected: Any, got: Any, note: str = "") -> dict[str, Any]:
-    record: dict[str, Any] = {"probe": obs.case.id, "input": describe_input(obs.case.weights),
-                              "expected": str(expected), "got": str(got)}
-    if note:
-        record["note"] = note
-    return record
 
 
 def _rounding_values() -> np.ndarray:
@@ -152,6 +144,22 @@ class SchemeDiagnosis:
     def _get(self, name: str) -> Observation | None:
         return self.obs.get(f"diag-{name}")
 
+    def _encoded_codes(self, aspect: str, name: str, alpha: float, given: str
+                       ) -> tuple[Observation, np.ndarray] | Finding:
+        """The codes the encode step of probe `name` answered, and its observation.
+
+        Codes are those returned, else ŵ/α rounded (α = `alpha`, the step the probe gave).
+        Without an encode step or without codes and ŵ: the undetermined finding of
+        `aspect` (`given` names the parameter the encode step would have been given).
+        """
+        obs = self._get(name)
+        if obs is None or obs.encode is None:
+            return undetermined(aspect, f"no encode step ({given} cannot be given)")
+        codes = _codes(obs.encode, alpha)
+        if codes is None:
+            return undetermined(aspect, "no codes and no ŵ")
+        return obs, codes
+
     def _judged(self, aspect: str, label: str | None, value: Any = None,
                 evidence: dict[str, Any] | None = None) -> Finding:
         return judged(aspect, label, DEFINITIONS[self.scheme][aspect], value, evidence)
@@ -180,7 +188,7 @@ class SchemeDiagnosis:
                 (1, 1): "plus-one", (-1, -1): "minus-one", (1, -1): "sign-bit", (0, 0): "zero"}
             label = rules.get((signs[0], signs[1]), "other")
             return self._judged("sign_of_zero", label, None,
-                                _evidence(obs, f"ŵ(±0) = ŵ(1) = {float(plus)!r}",
+                                evidence(obs, f"ŵ(±0) = ŵ(1) = {float(plus)!r}",
                                           f"ŵ(+0) = {float(output[0])!r}, "
                                           f"ŵ(−0) = {float(output[1])!r}"))
         return undetermined("sign_of_zero", "no ŵ for the ±0 probe")
@@ -201,22 +209,20 @@ class SchemeDiagnosis:
         ratio = alpha / mean if mean else math.nan
         label = "mean-abs" if abs(ratio - 1.0) < 1e-9 else "other"
         return self._judged("scale", label, _rounded(ratio),
-                            _evidence(obs, f"α = {mean!r}", f"α = {alpha!r}"))
+                            evidence(obs, f"α = {mean!r}", f"α = {alpha!r}"))
 
     # ------------------------------------------------------------------ ternary
 
     def threshold_rule(self) -> Finding:
         """|w| = Δ exactly: code 0 (strict >) or ±1 (inclusive ≥)."""
-        obs = self._get("ternary-threshold")
-        if obs is None or obs.encode is None:
-            return undetermined("threshold_rule", "no encode step (Δ cannot be given)")
-        codes = _codes(obs.encode, TERNARY_ALPHA)
-        if codes is None:
-            return undetermined("threshold_rule", "no codes and no ŵ")
+        found = self._encoded_codes("threshold_rule", "ternary-threshold", TERNARY_ALPHA, "Δ")
+        if isinstance(found, Finding):
+            return found
+        obs, codes = found
         on = (int(codes[0]), int(codes[1]))
         label = {(0, 0): "strict", (1, -1): "inclusive"}.get(on, "other")
         return self._judged("threshold_rule", label, None,
-                            _evidence(obs, "codes 0, 0 at w = ±Δ", f"codes {on[0]}, {on[1]}"))
+                            evidence(obs, "codes 0, 0 at w = ±Δ", f"codes {on[0]}, {on[1]}"))
 
     def threshold_factor(self) -> Finding:
         """Δ/mean|w| from the returned threshold."""
@@ -228,7 +234,7 @@ class SchemeDiagnosis:
         ratio = record / mean
         label = "0.7" if abs(ratio - 0.7) < 1e-9 else "other"
         return self._judged("threshold_factor", label, _rounded(ratio),
-                            _evidence(obs, f"Δ = {0.7 * mean!r}", f"Δ = {record!r}"))
+                            evidence(obs, f"Δ = {0.7 * mean!r}", f"Δ = {record!r}"))
 
     # ------------------------------------------------------------------ fixed point, clip
 
@@ -238,12 +244,10 @@ class SchemeDiagnosis:
 
     def rounding(self) -> Finding:
         """Which rule turns w/α into a code, from ties j + ½ and values j + 0.3, j + 0.7."""
-        obs = self._get(f"{self.scheme}-rounding")
-        if obs is None or obs.encode is None:
-            return undetermined("rounding", "no encode step (α cannot be given)")
-        codes = _codes(obs.encode, ROUNDING_STEP)
-        if codes is None:
-            return undetermined("rounding", "no codes and no ŵ")
+        found = self._encoded_codes("rounding", f"{self.scheme}-rounding", ROUNDING_STEP, "α")
+        if isinstance(found, Finding):
+            return found
+        obs, codes = found
         scaled = obs.case.weights / ROUNDING_STEP
         lowest, highest = self._limits()
         label = next((name for name, rule in ROUNDING_RULES.items()
@@ -252,23 +256,21 @@ class SchemeDiagnosis:
         expected = np.clip(round_half_away(scaled), lowest, highest).astype(int)
         differ = np.flatnonzero(codes != expected)
         index = int(differ[0]) if differ.size else 0
-        return self._judged("rounding", label, None, _evidence(
+        return self._judged("rounding", label, None, evidence(
             obs, f"code {int(expected[index])} at w/α = {float(scaled[index])}",
             f"code {int(codes[index])}"))
 
     def clipping(self) -> Finding:
         """Codes of w/α = ±100: saturated at the range's ends, or not."""
-        obs = self._get(f"{self.scheme}-clipping")
-        if obs is None or obs.encode is None:
-            return undetermined("clipping", "no encode step (α cannot be given)")
-        codes = _codes(obs.encode, ROUNDING_STEP)
-        if codes is None:
-            return undetermined("clipping", "no codes and no ŵ")
+        found = self._encoded_codes("clipping", f"{self.scheme}-clipping", ROUNDING_STEP, "α")
+        if isinstance(found, Finding):
+            return found
+        obs, codes = found
         lowest, highest = self._limits()
         got = (int(codes[0]), int(codes[1]))
         label = {(highest, lowest): "clipped", (100, -100): "unclipped"}.get(got, "other")
         return self._judged("clipping", label, list(got),
-                            _evidence(obs, f"codes {highest}, {lowest}",
+                            evidence(obs, f"codes {highest}, {lowest}",
                                       f"codes {got[0]}, {got[1]}"))
 
     def exponent(self) -> Finding:
@@ -298,7 +300,7 @@ class SchemeDiagnosis:
             label = "other"
         largest = np.abs(shown.case.weights).max().astype(np.float64)
         return self._judged("exponent", label, {key: _rounded(r) for key, r in ratios.items()},
-                            _evidence(shown, f"α = {float(power_of_two_step(largest, 8))!r}",
+                            evidence(shown, f"α = {float(power_of_two_step(largest, 8))!r}",
                                       f"α = {_alpha(shown)!r}",
                                       "α over the definition's α, per probe"))
 
@@ -318,7 +320,7 @@ class SchemeDiagnosis:
         else:
             label = "other"
         return self._judged("zero_tensor", label, None,
-                            _evidence(obs, "ŵ = 0", f"ŵ = {float(output[0])!r}"))
+                            evidence(obs, "ŵ = 0", f"ŵ = {float(output[0])!r}"))
 
 
 def _codes(part: Any, alpha: float) -> np.ndarray | None:

@@ -49,7 +49,7 @@ from ...stats import moments
 from ..case import Case
 from .model import Finding, judged, undetermined
 from .observe import Observation, codes_from_output, level_step
-from .probes import Rounds, describe_input, probe, rng, symmetric_normal
+from .probes import Rounds, evidence, probe, rng, symmetric_normal
 
 ASPECTS = ("lambda", "lambda_above_8", "std_estimator", "epsilon", "zero_point", "tie_rule",
            "statistics_precision", "per_channel", "code_range", "degenerate", "subnormals",
@@ -86,15 +86,6 @@ def _float(value: Any) -> float | None:
 
 def _population_std(case: Case) -> float:
     return float(moments(np.asarray(case.weights, dtype=np.float64).reshape(-1), None)[1][0])
-
-
-def evidence(obs: Observation, expected: Any, got: Any, note: str = "") -> dict[str, Any]:
-    """The evidence record of a finding: the probe, its input, expected and got."""
-    record: dict[str, Any] = {"probe": obs.case.id, "input": describe_input(obs.case.weights),
-                              "expected": str(expected), "got": str(got)}
-    if note:
-        record["note"] = note
-    return record
 
 
 @dataclass
