@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import check_helpers
 import numpy as np
 import pytest
 
@@ -22,6 +23,7 @@ from ul2q_ref.crosscheck.templates import adapter_template
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+suite_dir, suite = check_helpers.suite_dir, check_helpers.suite  # module-scoped fixtures
 
 IMPLEMENTATION = textwrap.dedent('''\
     LAMBDAS = [float.fromhex(h) for h in LAMBDA_HEX]  # λ_k*, k = 1..16
@@ -69,18 +71,6 @@ IMPLEMENTATION = textwrap.dedent('''\
         codes, w_hat = encode(w, alpha, beta, bits, axis)
         return alpha, beta, codes, w_hat
     ''')
-
-
-@pytest.fixture(scope="module")
-def suite_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("vectors")
-    vectors.write_suite(directory)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def suite(suite_dir):
-    return vectors.load_suite(suite_dir)
 
 
 @pytest.fixture(scope="module")

@@ -24,26 +24,16 @@ import textwrap
 import time
 from pathlib import Path
 
+import check_helpers
 import pytest
 
-from ul2q_ref.crosscheck import check, vectors
+from ul2q_ref.crosscheck import check
 from ul2q_ref.crosscheck.results import read_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 LINUX = sys.platform.startswith("linux") and Path("/proc/self/stat").exists()
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def suite_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("vectors")
-    vectors.write_suite(directory)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def suite(suite_dir):
-    return vectors.load_suite(suite_dir)
+suite_dir, suite = check_helpers.suite_dir, check_helpers.suite  # module-scoped fixtures
 
 
 def alive(pid: int) -> bool:

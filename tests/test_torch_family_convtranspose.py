@@ -10,8 +10,6 @@ torch = pytest.importorskip("torch")
 import torch_families as checks  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ul2q_ref import torch as bridge  # noqa: E402
-
 BITS = 3
 OPTIONS: dict = {}
 
@@ -26,50 +24,12 @@ def build() -> nn.Module:
 EXPECTED = {"0.weight": BITS, "2.weight": BITS, "4.weight": BITS}
 
 
-@pytest.fixture
-def quantised():
-    model = build()
-    parameters = len(list(model.parameters()))
-    report = bridge.quantize_model(model, BITS, **OPTIONS)
-    return model, report, parameters
-
-
 X = torch.randn(2, 2, 8, 8)
+FAMILY = checks.Family(build, BITS, X, EXPECTED, OPTIONS)
+(quantised, test_coverage, test_training_step, test_export_and_onnx,
+ test_state_convert_remove_copy_and_second_call, test_meta_and_low_precision,
+ test_compile_fullgraph) = checks.family_tests(FAMILY)
 
-
-def test_coverage(quantised):
-    model, report, _ = quantised
-    checks.check_coverage(model, report, EXPECTED)
-
-
-def test_training_step(quantised):
-    model, _, _ = quantised
-    checks.check_training_step(model.train(), X)
-
-
-def test_export_and_onnx(quantised, tmp_path):
-    model, _, _ = quantised
-    checks.check_export(model, X)
-    checks.check_onnx_dynamo(model, X, tmp_path)
-    checks.check_export_onnx(model, X, tmp_path)
-
-
-def test_state_convert_remove_copy_and_second_call(quantised, tmp_path):
-    model, _, parameters = quantised
-    checks.check_state_dict_round_trip(build, BITS, OPTIONS, model, X)
-    checks.check_convert(build, model, X, tmp_path)
-    checks.check_remove_deepcopy_and_second_call(model, X, parameters, BITS)
-
-
-def test_meta_and_low_precision():
-    checks.check_meta_and_low_precision(build, BITS, OPTIONS, X)
-
-
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_compile_fullgraph(quantised):
-    model, _, _ = quantised
-    checks.check_compile(model, X)
 
 def test_per_output_channel_on_axis_1(quantised):
     model, report, _ = quantised

@@ -8,7 +8,6 @@ torch = pytest.importorskip("torch")
 
 import torch_families as checks  # noqa: E402
 
-from ul2q_ref import torch as bridge  # noqa: E402
 from ul2q_ref.torch.models import ResNet18  # noqa: E402
 
 BITS = 2
@@ -29,49 +28,15 @@ def expected() -> dict[str, int | None]:
     return {**dict.fromkeys(convs, BITS), "fc.weight": None}  # the paper keeps fc float
 
 
-@pytest.fixture
-def quantised():
-    model = build()
-    parameters = len(list(model.parameters()))
-    report = bridge.quantize_model(model, BITS)
-    return model, report, parameters
-
-
 X = torch.randn(2, 3, 32, 32)
 
 
-def test_coverage(quantised):
-    model, report, _ = quantised
-    checks.check_coverage(model, report, expected())
+def coverage_also(model, report) -> None:
     assert report.float_tensors() == {"fc.weight": "model.ul2q_skip"}
     assert report.classifier == "fc"
 
 
-def test_training_step(quantised):
-    model, _, _ = quantised
-    checks.check_training_step(model.train(), X)
-
-
-def test_export_and_onnx(quantised, tmp_path):
-    model, _, _ = quantised
-    checks.check_export(model, X)
-    checks.check_onnx_dynamo(model, X, tmp_path)
-    checks.check_export_onnx(model, X, tmp_path)
-
-
-def test_state_convert_remove_copy_and_second_call(quantised, tmp_path):
-    model, _, parameters = quantised
-    checks.check_state_dict_round_trip(build, BITS, {}, model, X)
-    checks.check_convert(build, model, X, tmp_path)
-    checks.check_remove_deepcopy_and_second_call(model, X, parameters, BITS)
-
-
-def test_meta_and_low_precision():
-    checks.check_meta_and_low_precision(build, BITS, {}, X)
-
-
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_compile_fullgraph(quantised):
-    model, _, _ = quantised
-    checks.check_compile(model, X)
+FAMILY = checks.Family(build, BITS, X, expected(), coverage_also=coverage_also)
+(quantised, test_coverage, test_training_step, test_export_and_onnx,
+ test_state_convert_remove_copy_and_second_call, test_meta_and_low_precision,
+ test_compile_fullgraph) = checks.family_tests(FAMILY)

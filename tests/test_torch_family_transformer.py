@@ -42,20 +42,10 @@ LAYERS = {f"encoder.layers.{i}.{name}": BITS for i in (0, 1)
 EXPECTED = {"lm_head.weight": 8, "embed.weight": 8, **LAYERS}  # the tie follows the head
 
 
-@pytest.fixture
-def quantised():
-    model = build()
-    parameters = len(list(model.parameters()))
-    report = bridge.quantize_model(model, BITS, **OPTIONS)
-    return model, report, parameters
-
-
 X = torch.randint(0, VOCAB, (2, 5))
 
 
-def test_coverage(quantised):
-    model, report, _ = quantised
-    checks.check_coverage(model, report, EXPECTED)
+def coverage_also(model, report) -> None:
     assert report.classifier == "lm_head"  # by name, not by definition order
     assert model.embed.parametrizations.weight.original is \
         model.lm_head.parametrizations.weight.original  # still one Parameter
@@ -63,35 +53,10 @@ def test_coverage(quantised):
                                 for _ in [0]} or report.entries[1].tied == ("lm_head.weight",)
 
 
-def test_training_step(quantised):
-    model, _, _ = quantised
-    checks.check_training_step(model, X)
-
-
-def test_export_and_onnx(quantised, tmp_path):
-    model, _, _ = quantised
-    checks.check_export(model, X)
-    model.eval()  # the ONNX exporter warns about training mode
-    checks.check_onnx_dynamo(model, X, tmp_path)
-    checks.check_export_onnx(model, X, tmp_path)
-
-
-def test_state_convert_remove_copy_and_second_call(quantised, tmp_path):
-    model, _, parameters = quantised
-    checks.check_state_dict_round_trip(build, BITS, OPTIONS, model, X)
-    checks.check_convert(build, model, X, tmp_path)
-    checks.check_remove_deepcopy_and_second_call(model, X, parameters, BITS)
-
-
-def test_meta_and_low_precision():
-    checks.check_meta_and_low_precision(build, BITS, OPTIONS, X)
-
-
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_compile_fullgraph(quantised):
-    model, _, _ = quantised
-    checks.check_compile(model, X)
+FAMILY = checks.Family(build, BITS, X, EXPECTED, OPTIONS, coverage_also=coverage_also)
+(quantised, test_coverage, test_training_step, test_export_and_onnx,
+ test_state_convert_remove_copy_and_second_call, test_meta_and_low_precision,
+ test_compile_fullgraph) = checks.family_tests(FAMILY)
 
 
 # --------------------------------------------------------------------------- the options

@@ -2,8 +2,9 @@
 
 Each family module builds a small model (tiny widths, batch 2), says which parameters
 μL2Q must quantise at which width (written by hand from the layer types, not from the code),
-and calls these checks. The oracles: ``ul2q_ref.fake_quantize`` (NumPy) for every ŵ, eager
-PyTorch for compile/export/ONNX, the autograd engine for gradients.
+and takes the six tests every family runs from ``family_tests`` (its own tests beside them).
+The oracles: ``ul2q_ref.fake_quantize`` (NumPy) for every ŵ, eager PyTorch for
+compile/export/ONNX, the autograd engine for gradients.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -230,3 +233,71 @@ def check_convert(build, model: torch.nn.Module, x: torch.Tensor, tmp_path) -> N
     fresh.train(model.training)
     with torch.no_grad():
         _assert_close_to(fresh(x).numpy(), model(x).numpy())
+
+
+@dataclass(frozen=True)
+class Family:
+    """What differs between two architecture families' tests.
+
+    build: a fresh float model (seeded); bits: the k of ``quantize_model``; options: its
+    keyword arguments; inputs: a batch of 2; expected: parameter name → k (None: float);
+    coverage_also: the family's own assertions on (model, report) after the coverage check.
+    """
+
+    build: Callable[[], torch.nn.Module]
+    bits: int
+    inputs: torch.Tensor
+    expected: dict[str, int | None]
+    options: dict = field(default_factory=dict)
+    coverage_also: Callable[[torch.nn.Module, object], None] | None = None
+
+
+def family_tests(family: Family) -> tuple[Callable, ...]:
+    """The fixture ``quantised`` and the six tests every family runs, in this order:
+    test_coverage, test_training_step, test_export_and_onnx,
+    test_state_convert_remove_copy_and_second_call, test_meta_and_low_precision,
+    test_compile_fullgraph (slow). A family module unpacks them into its own names."""
+    build, bits, options, x = family.build, family.bits, family.options, family.inputs
+
+    @pytest.fixture
+    def quantised():
+        model = build()
+        parameters = len(list(model.parameters()))
+        report = bridge.quantize_model(model, bits, **options)
+        return model, report, parameters
+
+    def test_coverage(quantised):
+        model, report, _ = quantised
+        check_coverage(model, report, family.expected)
+        if family.coverage_also is not None:
+            family.coverage_also(model, report)
+
+    def test_training_step(quantised):
+        model, _, _ = quantised
+        check_training_step(model.train(), x)
+
+    def test_export_and_onnx(quantised, tmp_path):
+        model, _, _ = quantised
+        check_export(model, x)
+        model.eval()  # a family built in train mode: the ONNX exporter warns about it
+        check_onnx_dynamo(model, x, tmp_path)
+        check_export_onnx(model, x, tmp_path)
+
+    def test_state_convert_remove_copy_and_second_call(quantised, tmp_path):
+        model, _, parameters = quantised
+        check_state_dict_round_trip(build, bits, options, model, x)
+        check_convert(build, model, x, tmp_path)
+        check_remove_deepcopy_and_second_call(model, x, parameters, bits)
+
+    def test_meta_and_low_precision():
+        check_meta_and_low_precision(build, bits, options, x)
+
+    @pytest.mark.slow
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+    def test_compile_fullgraph(quantised):
+        model, _, _ = quantised
+        check_compile(model, x)
+
+    return (quantised, test_coverage, test_training_step, test_export_and_onnx,
+            test_state_convert_remove_copy_and_second_call, test_meta_and_low_precision,
+            test_compile_fullgraph)
