@@ -158,6 +158,8 @@ setup(
             "torch>=2.0", "onnx>=1.16", "onnxruntime>=1.16", "safetensors>=0.4",
             "mypy>=1.8",  # .ci/run's lint step (ruff is above)
             "jsonschema>=4.18",
+            "onnxscript>=0.2",  # torch.onnx.export(dynamo=True) in the bridge's ONNX tests
+            "torchao>=0.10",  # UL2QConfig with torchao's quantize_ (installs beside torch)
         ],
         "check": ["jsonschema>=4.18"],
         "plot": ["matplotlib>=3.5"],
