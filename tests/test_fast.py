@@ -659,11 +659,11 @@ def test_results_do_not_depend_on_the_thread_count(threads, small_tasks_threaded
 
 
 def test_small_inputs_stay_on_one_thread(threads):
-    """The rule of docs/performance.md, "Threads": one thread per 2^22 elements at most."""
+    """The rule of docs/performance.md, "Threads": one thread per 2^17 elements at most."""
     threads(2)
     FAST.moments(np.ones(1000), None)
     assert _fast._last_thread_count() == 1
-    w = np.ones(2 * 2**22 - 1, dtype=np.float32)
+    w = np.ones(2 * 2**17 - 1, dtype=np.float32)
     FAST.fake_quantize(w, np.float64(0.5), np.float64(0.0), 2, None, np.float32)
     assert _fast._last_thread_count() == 1
     FAST.fake_quantize(np.append(w, w[:1]), np.float64(0.5), np.float64(0.0), 2, None,

@@ -138,12 +138,13 @@ ctypedef fused target_t:     # what it writes: codes or reconstructions
 cdef int _num_threads = 1
 cdef int _threads_used = 1  # by the most recent kernel call (see _last_thread_count)
 
-cdef Py_ssize_t _min_per_thread = 1 << 22
-"""A call gets one thread per this many elements at most, so two threads from 2^23 elements
-on. Measured with benchmarks/bench_threads.py (docs/performance.md, "Threads"): on a busy
-2-core machine two threads ran 0.12–1.02x the speed of one up to 2^21 elements (each of a
-call's three parallel regions waits for a second thread the other processes delay), and
-0.79–1.29x from 2^22 on."""
+cdef Py_ssize_t _min_per_thread = 1 << 17
+"""A call gets one thread per this many elements at most, so two threads from 2^18 elements
+on. Measured with benchmarks/bench_threads.py --crossover (docs/performance.md, "Threads"):
+on an idle 2-core machine two threads ran 0.80x the speed of one at 2^16, 1.04x at 2^17 and
+1.12x or more from 2^18 on (1.44–1.97x from 2^20). On a machine with more runnable processes
+than cores a second thread loses up to 2^21 whatever the rule: keep the default of one
+thread there."""
 
 
 def _available_cores():
@@ -161,7 +162,7 @@ def set_num_threads(n):
     n : int
         A positive thread count, or 0 for all usable cores. Without OpenMP the kernels
         always run on one thread, whatever is set here. A call gets at most one thread per
-        2^22 elements (docs/performance.md, "Threads").
+        2^17 elements (docs/performance.md, "Threads").
 
     Returns
     -------
