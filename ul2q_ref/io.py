@@ -112,7 +112,9 @@ def _npy_header(handle: IO[bytes], source: str) -> tuple[tuple[int, ...], bool, 
         elif version == (2, 0):
             shape, fortran, dtype = fmt.read_array_header_2_0(handle)
         else:
-            shape, fortran, dtype = fmt._read_array_header(handle, version)  # 3.0: utf-8
+            # 3.0 (utf-8 headers) has no public reader; numpy's own private one parses it
+            shape, fortran, dtype = fmt._read_array_header(  # type: ignore[attr-defined]
+                handle, version)
     except Exception as error:  # noqa: BLE001 - the header parser raises many types
         # (ValueError, SyntaxError, tokenize.TokenError, BadZipFile, EOFError, ...)
         raise FileFormatError(
@@ -436,8 +438,9 @@ def quantized_arrays(quantized: Quantized) -> dict[str, np.ndarray]:
         arrays["lam"] = np.array(quantized.lam, dtype=np.float64)
     if quantized.axis is not None:
         arrays["axis"] = np.array(quantized.axis, dtype=np.int64)
-    if getattr(quantized, "std", None) is not None:
-        arrays["std"] = np.asarray(quantized.std, dtype=np.float64)
+    std = getattr(quantized, "std", None)  # a profile's result (ProfileQuantized) keeps σ
+    if std is not None:
+        arrays["std"] = np.asarray(std, dtype=np.float64)
     return arrays
 
 

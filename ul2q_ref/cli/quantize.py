@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.input}: {error}") from None
     save_quantized(args.output, quantized)
     original = weights.astype(np.float64)
-    error = original - quantized.dequantize(np.float64)
-    mse = float(np.mean(error * error))
+    difference = original - quantized.dequantize(np.float64)
+    mse = float(np.mean(difference * difference))
     signal = float(np.mean(original * original))
     sqnr = 10.0 * np.log10(signal / mse) if mse > 0 else float("inf")
     where = "per tensor" if quantized.axis is None else f"per channel along axis {quantized.axis}"
