@@ -259,3 +259,18 @@ def test_train_bits_plan_maps_the_plan_onto_layer_widths(tmp_path, capsys):
     assert main(["train", "--bits-plan", str(plan), "--out", str(tmp_path / "r2"),
                  "--quiet"]) == 2
     assert "--bits-plan needs a scheme with bit widths" in capsys.readouterr().err
+
+
+def test_evaluate_names_a_quantised_model_file_for_what_it_is(tmp_path):
+    """A file of `quantize MODEL` has codes but no architecture: evaluate says which commands
+    read it instead of calling it "not a training checkpoint"."""
+    model = tmp_path / "m.npz"
+    np.savez(model, **{"conv1.weight": np.random.default_rng(0).normal(size=(4, 1, 3, 3))})
+    quantized = tmp_path / "q.npz"
+    assert _run("quantize", str(model), "--bits", "2", "-o", str(quantized)).returncode == 0
+    result = _run("evaluate", str(quantized))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"ul2q-ref evaluate: error: {quantized}: a quantised model file of "
+                             "'ul2q-ref quantize' (codes, no architecture), which 'dequantize' "
+                             "and 'inspect' read; evaluate reads a training checkpoint or an "
+                             "integer model of 'ul2q-ref export'\n")
