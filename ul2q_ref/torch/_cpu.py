@@ -33,10 +33,17 @@ def as_array(w: torch.Tensor, name: str = "w", *, check: bool = True) -> np.ndar
     return array
 
 
+_CHECKED_KERNELS: dict[int, FinitenessChecked] = {}
+
+
 def _kernels() -> FinitenessChecked:
     """The compiled kernels when built, else their NumPy twins (:mod:`ul2q_ref.kernels`), with
-    the finiteness check of the public layer on the moments."""
-    return FinitenessChecked(registry.select("auto"))
+    the finiteness check of the public layer on the moments (made once per kernel module)."""
+    kernels = registry.select("auto")
+    checked = _CHECKED_KERNELS.get(id(kernels))
+    if checked is None or checked.kernels is not kernels:
+        checked = _CHECKED_KERNELS[id(kernels)] = FinitenessChecked(kernels)
+    return checked
 
 
 def moments(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +66,7 @@ def decode(codes: np.ndarray, alpha: np.ndarray, beta: np.ndarray, axis: int | N
         check_representable(alpha, beta, ZERO_POINT, int(codes.min()), int(codes.max()),
                             _RANGE_OF.get(dtype, np.float64))
     out = ul2q.dequantize(codes, alpha, beta, axis, target, registry.select("auto"))
-    return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)
+    return _as_tensor(out, dtype)
 
 
 def fake_quantize(array: np.ndarray, bits: int, axis: int | None,
@@ -70,4 +77,13 @@ def fake_quantize(array: np.ndarray, bits: int, axis: int | None,
     target = _NUMPY_FLOATS.get(dtype, np.float64)
     out = ul2q.fake_quantize(array, bits, axis, target, _kernels(),
                              range_dtype=_RANGE_OF.get(dtype, np.float64))
-    return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)
+    return _as_tensor(out, dtype)
+
+
+def _as_tensor(out: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """`out` as a C-contiguous torch tensor of `dtype` (the operators' fake kernels promise a
+    contiguous result), sharing its memory when no copy or conversion is needed."""
+    if not out.flags.c_contiguous:
+        out = np.ascontiguousarray(out)
+    tensor = torch.from_numpy(out)
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)

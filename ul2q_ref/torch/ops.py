@@ -291,8 +291,7 @@ def _fake_quantize_cpu(w: Tensor, bits: int, axis: int | None = None, mode: str 
     if not _use_kernel(w, mode):
         return _fake_quantize_on_device(w, bits, axis, mode)  # the device path, forced
     axis = check_op_arguments(w, bits, axis, mode)
-    return _cpu.fake_quantize(_cpu.as_array(w, check=False), bits, axis, w.dtype
-                              ).reshape(w.shape)
+    return _cpu.fake_quantize(_cpu.as_array(w, check=False), bits, axis, w.dtype)
 
 
 @_fake_quantize_op.register_fake
@@ -351,32 +350,55 @@ class StraightThrough(torch.autograd.Function):
         return grad_output, None, None, None
 
 
-def _plain_cpu_inference(w: Tensor) -> bool:
-    """Whether `w` is a plain CPU tensor that needs no autograd graph, with no tracer, mode
-    or transform that must see the operator: then its CPU kernel can run without the
-    dispatcher (the same function, so the same bits)."""
+class EagerStraightThrough(torch.autograd.Function):
+    """ŵ = the operator's CPU kernel forward, ∂L/∂w = ∂L/∂ŵ backward, without the dispatcher.
+
+    The eager CPU training path of :func:`straight_through`: the same kernel function as
+    ``ul2q::fake_quantize`` on CPU (so the same bits), with the operator's gradient formula,
+    at a fraction of the cost of a custom operator's dispatch on a small tensor. It is an
+    ``autograd.Function`` in the form without ``setup_context`` (the cheaper one to call), so
+    it is only used where no ``torch.func`` transform, tracer or mode is active.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
+        return _fake_quantize_cpu(w, bits, axis, mode)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
+        return grad_output, None, None, None
+
+
+def _plain_cpu(w: Tensor) -> bool:
+    """Whether `w` is a plain CPU tensor with no tracer or mode that must see the operator
+    (dynamo and the ``torch.func`` transforms are handled first, by :func:`straight_through`):
+    then its CPU kernel can run without the dispatcher (the same function, so the same
+    bits)."""
     return ((type(w) is Tensor or type(w) is torch.nn.Parameter) and w.device.type == "cpu"
-            and not (w.requires_grad and torch.is_grad_enabled())
-            and not torch.compiler.is_compiling()
-            and not torch._C._are_functorch_transforms_active()
             and not torch._C._is_torch_function_mode_enabled()
-            and _get_current_dispatch_mode() is None)
+            and _get_current_dispatch_mode() is None
+            and torch._C._get_tracing_state() is None)
 
 
 def straight_through(w: Tensor, bits: int, axis: int | None, mode: str) -> Tensor:
     """``ul2q::fake_quantize`` with the straight-through gradient, for every caller.
 
-    In eager mode the operator is called directly (its registered autograd formula serves
-    ``backward()``); while a ``torch.func`` transform is active, or dynamo is tracing, it goes
-    through :class:`StraightThrough`, which functorch accepts. (The ``autograd.Function``
-    costs about as much as the operator's own dispatch on a small tensor, so eager calls skip
-    it.) A plain CPU tensor that needs no gradient (inference, ``no_grad``) goes straight to
-    the operator's CPU kernel, skipping the dispatcher: the same function and bits, but
-    ``torch.profiler`` does not list a ``ul2q::fake_quantize`` call for it.
+    * While a ``torch.func`` transform is active, or dynamo is tracing: through
+      :class:`StraightThrough`, which functorch accepts and the tracers see as the operator.
+    * A plain CPU tensor in eager mode, with no tracer or mode active: the operator's CPU
+      kernel without the dispatcher — called directly when no gradient is needed (inference,
+      ``no_grad``), through :class:`EagerStraightThrough` when one is. The same function,
+      hence the same bits, and the same gradient; ``torch.profiler`` lists the
+      ``EagerStraightThrough`` node instead of a ``ul2q::fake_quantize`` call.
+    * Anything else (other devices, tensor subclasses, ``torch.jit.trace``, dispatch and
+      ``__torch_function__`` modes such as FakeTensorMode): the operator itself, whose
+      registered autograd formula serves ``backward()``.
     """
     if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
         return StraightThrough.apply(w, bits, axis, mode)
-    if _plain_cpu_inference(w):
+    if _plain_cpu(w):
+        if w.requires_grad and torch.is_grad_enabled():
+            return EagerStraightThrough.apply(w, bits, axis, mode)
         return _fake_quantize_cpu(w, bits, axis, mode)
     return _fake_quantize_op(w, bits, axis, mode)
 
@@ -479,6 +501,7 @@ class UL2QFunction(torch.autograd.Function):
 
 __all__ = [
     "MODES",
+    "EagerStraightThrough",
     "StraightThrough",
     "TorchQuantized",
     "UL2QFunction",
