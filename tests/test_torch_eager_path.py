@@ -143,3 +143,83 @@ def test_the_eager_function_is_the_kernel_with_the_identity_gradient():
     grad = torch.randn(33, 5, dtype=torch.float64)
     out.backward(grad)
     assert torch.equal(w.grad, grad)
+
+
+# --------------------------------------------------------------------------- reusing ŵ's memory
+
+
+def _big_layer() -> torch.nn.Linear:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(256, 256)  # 65,536 weights: above REUSE_FROM
+    torch.nn.utils.parametrize.register_parametrization(layer, "weight", UL2Q(2, axis=0))
+    return layer
+
+
+def test_the_next_result_reuses_the_memory_of_a_result_nobody_holds():
+    layer = _big_layer()
+    with torch.no_grad():
+        first = layer.weight.data_ptr()  # the tensor is dropped at once
+        second = layer.weight
+    assert second.data_ptr() == first
+
+
+def test_a_result_still_held_is_never_overwritten():
+    """A ŵ kept by the caller, by a view, by a NumPy view or by an autograd graph keeps its
+    values when the weights change and ŵ is computed again."""
+    layer = _big_layer()
+    x = torch.randn(3, 256)
+    holders = {}
+    with torch.no_grad():
+        holders["tensor"] = layer.weight
+        holders["view"] = layer.weight[1:]
+        holders["numpy"] = layer.weight.numpy()
+    holders["graph"] = layer(x)  # the graph saves ŵ for the input gradient
+    def values(held: object) -> np.ndarray:
+        return held.detach().numpy().copy() if isinstance(held, torch.Tensor) else np.copy(held)
+
+    expected = {name: values(held) for name, held in holders.items()}
+    with torch.no_grad():
+        layer.parametrizations.weight.original.mul_(-3.0).add_(0.5)
+        for _ in range(3):
+            layer.weight  # noqa: B018  (each call computes ŵ of the changed weights)
+    for name, held in holders.items():
+        np.testing.assert_array_equal(values(held), expected[name], err_msg=name)
+
+
+def test_training_with_reuse_gives_the_bits_of_the_operator():
+    """Ten SGD steps through the reusing eager route and through the operator (a dispatch
+    mode forces it) end with bit-identical weights."""
+    finals = []
+    for force_operator in (False, True):
+        layer = _big_layer()
+        optimizer = torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
+        x = torch.randn(16, 256, generator=torch.Generator().manual_seed(1))
+        recorder = _OpRecorder() if force_operator else None
+        if recorder is not None:
+            recorder.__enter__()
+        try:
+            for _ in range(10):
+                loss = layer(x).square().mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        finally:
+            if recorder is not None:
+                recorder.__exit__(None, None, None)
+        if recorder is not None:
+            assert recorder.names.count("ul2q.fake_quantize.default") == 10
+        finals.append(layer.parametrizations.weight.original.detach().clone())
+    assert torch.equal(finals[0], finals[1])
+
+
+def test_the_spare_is_not_pickled_or_copied():
+    import copy
+    import pickle
+
+    layer = _big_layer()
+    with torch.no_grad():
+        layer.weight  # noqa: B018
+    quantiser = layer.parametrizations.weight[0]
+    assert "_ul2q_spare" in quantiser.__dict__
+    assert "_ul2q_spare" not in copy.deepcopy(quantiser).__dict__
+    assert "_ul2q_spare" not in pickle.loads(pickle.dumps(quantiser)).__dict__

@@ -1266,7 +1266,7 @@ cdef inline uint16_t _double_to_half(double value) noexcept nogil:
 #   test_unusual_layouts
 #   test_results_do_not_depend_on_the_thread_count
 
-def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
+def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype, out=None):
     """The μL2Q reconstruction ŵ = α·(q − z) + β, without materialising the codes q.
 
     Parameters
@@ -1277,6 +1277,10 @@ def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
         z (½ for μL2Q: ``ul2q_ref.ul2q.ZERO_POINT``).
     dtype : numpy.dtype
         The float dtype of the result: float16, float32 or float64.
+    out : numpy.ndarray, optional
+        A writeable array of the result's shape and dtype, not sharing memory with
+        `weights`, to write the result into (and return). Reusing one saves the page faults
+        of a fresh allocation on large tensors (the PyTorch bridge does, from step to step).
 
     Returns
     -------
@@ -1287,7 +1291,46 @@ def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
     _check_weights(weights, axis)
     _check_bits(bits)
     dtype = _output_dtype(dtype, _FLOATS, "float16, float32 or float64")
-    return _elementwise(weights, alpha, beta, bits, float(zero_point), axis, dtype)
+    if out is None:
+        return _elementwise(weights, alpha, beta, bits, float(zero_point), axis, dtype)
+    _check_out(out, weights, dtype)
+    return _elementwise_into(weights, alpha, beta, bits, float(zero_point), axis, out)
+
+
+def _check_out(out, weights, dtype):
+    if (not isinstance(out, np.ndarray) or out.dtype != dtype or out.shape != weights.shape
+            or not out.flags.writeable):
+        raise ValueError(f"out must be a writeable {dtype} array of shape {weights.shape}")
+    if np.may_share_memory(out, weights):
+        raise ValueError("out must not share memory with weights")
+
+
+cdef object _elementwise_into(source, alpha, beta, int bits, double zero, axis,
+                              cnp.ndarray out):
+    """`_elementwise` writing into `out`. When `source` and `out` are both C-contiguous the
+    visit order of `_elementwise_plan` is the C order (it sorts the dimensions by decreasing
+    stride), so the kernel writes `out` directly; otherwise the result is computed as usual
+    and copied."""
+    cdef cnp.ndarray array = _aligned(source)
+    cdef Plan plan
+    cdef _CodeBook code_book
+    if not (array.flags.c_contiguous and out.flags.c_contiguous and out.flags.aligned):
+        np.copyto(out, _elementwise(array, alpha, beta, bits, zero, axis, out.dtype))
+        return out
+    code_book = _CodeBook(alpha, beta, _channels(array, axis), bits, zero)
+    per_channel = axis is not None and array.shape[axis] > 1
+    dims = _coalesce([[array.shape[d], array.strides[d], per_channel and d == axis]
+                      for d in range(array.ndim) if array.shape[d] != 1
+                      or (per_channel and d == axis)])
+    if not dims:
+        dims = [[1, array.itemsize, False]]
+    cdim = -1
+    for d in range(len(dims)):
+        if dims[d][2]:
+            cdim = d
+    _fill_plan(&plan, dims, cdim)
+    _drive_types(&plan, array, out, &code_book.book)
+    return out
 
 
 cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,

@@ -57,8 +57,8 @@ class Kernels(Protocol):
                zero_point: float, axis: int | None, dtype: Any, /) -> np.ndarray: ...
 
     def fake_quantize(self, weights: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
-                      bits: int, zero_point: float, axis: int | None, dtype: Any, /
-                      ) -> np.ndarray: ...
+                      bits: int, zero_point: float, axis: int | None, dtype: Any, /,
+                      out: np.ndarray | None = None) -> np.ndarray: ...
 
 
 # --------------------------------------------------------------------------- the code rule
@@ -104,9 +104,14 @@ class _Definition:
 
     @staticmethod
     def fake_quantize(weights: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
-                      zero_point: float, axis: int | None, dtype: Any, /) -> np.ndarray:
+                      zero_point: float, axis: int | None, dtype: Any, /,
+                      out: np.ndarray | None = None) -> np.ndarray:
         codes = cell_codes(weights, alpha, beta, bits, axis)
-        return decode(codes, alpha, beta, zero_point, axis, np.dtype(dtype))
+        result = decode(codes, alpha, beta, zero_point, axis, np.dtype(dtype))
+        if out is None:
+            return result
+        np.copyto(out, result)
+        return out
 
 
 DEFINITION: Kernels = _Definition()
@@ -193,18 +198,23 @@ def quantize(weights: np.ndarray, bits: int, axis: int | None, dtype: Any,
 
 
 def fake_quantize(weights: np.ndarray, bits: int, axis: int | None, dtype: Any,
-                  kernels: Kernels = DEFINITION, *, range_dtype: Any = None) -> np.ndarray:
+                  kernels: Kernels = DEFINITION, *, range_dtype: Any = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """The reconstruction ŵ of `weights` in `dtype`: all three steps, the forward pass of QAT.
 
     Before the levels are computed, :func:`ul2q_ref.codebook.check_representable` refuses a
     code book with a level that is not finite in `range_dtype` (default `dtype`; the PyTorch
     bridge passes float32 for bfloat16, whose range it shares). ``kernels.fake_quantize``
-    runs the encode and decode steps in one pass.
+    runs the encode and decode steps in one pass, into `out` when it is given (an array of
+    the result's shape and dtype, which the PyTorch bridge reuses from step to step).
     """
     book = statistics(weights, bits, axis, kernels)
     _check_levels(book, bits, dtype if range_dtype is None else range_dtype)
+    if out is None:
+        return kernels.fake_quantize(weights, book.alpha, book.beta, bits, ZERO_POINT, axis,
+                                     np.dtype(dtype))
     return kernels.fake_quantize(weights, book.alpha, book.beta, bits, ZERO_POINT, axis,
-                                 np.dtype(dtype))
+                                 np.dtype(dtype), out)
 
 
 __all__ = [

@@ -87,6 +87,16 @@ def decode(
     return codebook.decode(codes, alpha, beta, float(zero_point), axis, np.dtype(dtype))
 
 
+def _check_out(out: Any, weights: np.ndarray, dtype: Any) -> None:
+    """`out` must be a writeable array of the result's shape and dtype, apart from `weights`."""
+    if (not isinstance(out, np.ndarray) or out.dtype != np.dtype(dtype)
+            or out.shape != weights.shape or not out.flags.writeable):
+        raise ValueError(f"out must be a writeable {np.dtype(dtype)} array of shape "
+                         f"{weights.shape}")
+    if np.may_share_memory(out, weights):
+        raise ValueError("out must not share memory with weights")
+
+
 def fake_quantize(
     weights: np.ndarray,
     alpha: np.ndarray,
@@ -95,14 +105,22 @@ def fake_quantize(
     zero_point: float,
     axis: int | None,
     dtype: Any,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``decode(encode(w, α, β, k, axis), α, β, z, axis, dtype)``: the reconstruction ŵ."""
+    """``decode(encode(w, α, β, k, axis), α, β, z, axis, dtype)``: the reconstruction ŵ,
+    written into `out` when one is given (and `out` returned)."""
     _check_weights(weights, axis)
     _check_bits(bits)
     _check_float_dtype(dtype)
     _check_code_book(alpha, beta, channel_count(weights.shape, axis))
+    if out is not None:
+        _check_out(out, weights, dtype)
     codes = ul2q.cell_codes(weights, alpha, beta, bits, axis)
-    return codebook.decode(codes, alpha, beta, float(zero_point), axis, np.dtype(dtype))
+    result = codebook.decode(codes, alpha, beta, float(zero_point), axis, np.dtype(dtype))
+    if out is None:
+        return result
+    np.copyto(out, result)
+    return out
 
 
 __all__ = ["CODE_DTYPES", "FLOAT_DTYPES", "WEIGHT_DTYPES", "decode", "encode", "fake_quantize",

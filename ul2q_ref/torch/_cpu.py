@@ -74,10 +74,21 @@ def fake_quantize(array: np.ndarray, bits: int, axis: int | None,
     """ŵ of `array` in `dtype` by :func:`ul2q_ref.ul2q.fake_quantize` (finiteness checked on
     the moments; bfloat16 computed in float64, its levels checked against float32's range,
     then rounded once by torch)."""
+    return _as_tensor(fake_quantize_array(array, bits, axis, dtype), dtype)
+
+
+def fake_quantize_array(array: np.ndarray, bits: int, axis: int | None, dtype: torch.dtype,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """ŵ of `array` as a NumPy array of `dtype`'s NumPy twin (float64 for bfloat16), written
+    into `out` when given (see :func:`ul2q_ref.ul2q.fake_quantize`)."""
     target = _NUMPY_FLOATS.get(dtype, np.float64)
-    out = ul2q.fake_quantize(array, bits, axis, target, _kernels(),
-                             range_dtype=_RANGE_OF.get(dtype, np.float64))
-    return _as_tensor(out, dtype)
+    return ul2q.fake_quantize(array, bits, axis, target, _kernels(),
+                              range_dtype=_RANGE_OF.get(dtype, np.float64), out=out)
+
+
+def numpy_float(dtype: torch.dtype) -> type | None:
+    """The NumPy dtype that holds `dtype`'s values as they are (None for bfloat16)."""
+    return _NUMPY_FLOATS.get(dtype)
 
 
 def _as_tensor(out: np.ndarray, dtype: torch.dtype) -> torch.Tensor:

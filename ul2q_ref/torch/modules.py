@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .._validate import check_bits
-from .ops import check_mode, straight_through
+from .ops import SPARE_ATTRIBUTE, check_mode, straight_through
 
 EXTRA_STATE_FORMAT = "ul2q-ref/torch-ul2q-v1"
 SCHEMES = ("ul2q",)
@@ -98,18 +98,26 @@ class UL2Q(nn.Module):
         with the same grad mode and ``requires_grad``; the ŵ is dropped when the forward ends.
         """
         if _SCOPE.depth == 0 or _tracing():
-            return straight_through(w, self.bits, self.axis, self.mode)
+            return straight_through(w, self.bits, self.axis, self.mode, self)
         key = (threading.get_ident(), _SCOPE.number, w._version, torch.is_grad_enabled(),
                w.requires_grad)
         held = self.__dict__.get("_held")
         if held is not None and held[0] == key and held[1]() is w:
             hit: torch.Tensor = held[2]
             return hit
-        w_hat = straight_through(w, self.bits, self.axis, self.mode)
+        w_hat = straight_through(w, self.bits, self.axis, self.mode, self)
         if held is None:
             _SCOPE.holders.append(self)
         self.__dict__["_held"] = (key, weakref.ref(w), w_hat)
         return w_hat
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The module's state without its per-call caches (the ŵ of a running forward, the
+        spare array of the last ŵ): pickling and ``copy.deepcopy`` do not carry them."""
+        state = self.__dict__.copy()
+        state.pop(SPARE_ATTRIBUTE, None)
+        state.pop("_held", None)
+        return state
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
         """Identity: assigning ``layer.weight = w`` stores w as the full-precision weights."""
