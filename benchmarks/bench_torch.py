@@ -13,7 +13,8 @@ Rows (median wall time of forward + backward, in ms):
   ``UL2Q`` module (its arguments checked once, when it is made), forward + backward, and the
   module's forward alone against torch's forward alone;
 * a training step (SGD) of LeNet-5 (batch 64, 28×28) and of ResNet-18 (batch 8, 32×32): μL2Q
-  at 2 bits (the paper's configuration) vs float.
+  at 2 bits (the paper's configuration) vs float; and the ResNet-18 QAT step with and without
+  the reuse of ŵ's memory (``ul2q_ref.torch.ops.REUSE_FROM``).
 
 Targets on one thread: issue 10 — bridge ≥ 2x faster than torch fq on the ResNet-18 set, the
 1,000-value call within 5x of torch's, the LeNet-5 QAT step ≤ 1.3x the float step; issue 21 —
@@ -30,7 +31,7 @@ import torch
 
 from ul2q_ref import kernels as registry
 from ul2q_ref.gaussian import optimal_lambda
-from ul2q_ref.torch import UL2Q, quantize_model, ul2q
+from ul2q_ref.torch import UL2Q, ops, quantize_model, ul2q
 from ul2q_ref.torch.models import LeNet5, ResNet18
 
 BITS = 2
@@ -126,6 +127,17 @@ def qat_steps(network: str = "lenet5") -> tuple:
     return make(True), make(False)
 
 
+def without_reuse(step):
+    """`step` with the reuse of ŵ's memory switched off (ops.REUSE_FROM beyond any size)."""
+    def run():
+        saved, ops.REUSE_FROM = ops.REUSE_FROM, 1 << 62
+        try:
+            step()
+        finally:
+            ops.REUSE_FROM = saved
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -174,6 +186,11 @@ def main() -> None:
             q_time, f_time = interleaved(quantised, plain_step, repeats)
             print(f"{threads:>7}  {label:<32} {q_time:9.2f} {f_time:9.2f} "
                   f"{'':>9} {q_time / f_time:9.2f}  (QAT/float)")
+        quantised, _ = qat_steps("resnet18")
+        fresh, _ = qat_steps("resnet18")
+        reuse_time, fresh_time = interleaved(quantised, without_reuse(fresh), args.repeats)
+        print(f"{threads:>7}  {'ResNet-18 QAT: ŵ reuse vs none':<32} {reuse_time:9.2f} "
+              f"{fresh_time:9.2f} {'':>9} {reuse_time / fresh_time:9.2f}  (reuse/none)")
 
 
 if __name__ == "__main__":
