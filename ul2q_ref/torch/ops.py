@@ -375,9 +375,10 @@ def _fake_quantize_reusing(w: Tensor, bits: int, axis: int | None, mode: str,
     step under the GIL) gives it to one caller at a time. The cost: each such layer keeps
     one spare copy of its ŵ between calls.
     """
+    if holder is None or w.numel() < REUSE_FROM or mode == "device" or not w.is_contiguous():
+        return _fake_quantize_cpu(w, bits, axis, mode)
     target = _cpu.numpy_float(w.dtype)
-    if (holder is None or mode == "device" or target is None or w.numel() < REUSE_FROM
-            or not w.is_contiguous()):
+    if target is None:  # bfloat16: computed in float64, then converted by torch
         return _fake_quantize_cpu(w, bits, axis, mode)
     axis = check_op_arguments(w, bits, axis, mode)
     spare = holder.__dict__.pop(SPARE_ATTRIBUTE, None)
@@ -417,7 +418,7 @@ def _plain_cpu(w: Tensor) -> bool:
     (dynamo and the ``torch.func`` transforms are handled first, by :func:`straight_through`):
     then its CPU kernel can run without the dispatcher (the same function, so the same
     bits)."""
-    return ((type(w) is Tensor or type(w) is torch.nn.Parameter) and w.device.type == "cpu"
+    return ((type(w) is Tensor or type(w) is torch.nn.Parameter) and w.is_cpu
             and not torch._C._is_torch_function_mode_enabled()
             and _get_current_dispatch_mode() is None
             and torch._C._get_tracing_state() is None)
