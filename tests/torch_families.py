@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,21 +75,34 @@ def check_training_step(model: torch.nn.Module, x: torch.Tensor) -> None:
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
 
 
-def check_export(model: torch.nn.Module, x: torch.Tensor) -> None:
-    """One ``ul2q`` node per quantised weight read (PyTorch's MultiheadAttention reads
-    ``in_proj_weight`` three times per forward: three nodes), every quantised weight used."""
+def ul2q_nodes(program: torch.export.ExportedProgram) -> list[torch.fx.Node]:
+    """The ``ul2q::fake_quantize`` calls of an exported program."""
+    return [n for n in program.graph.nodes if n.op == "call_function"
+            and n.target is torch.ops.ul2q.fake_quantize.default]
+
+
+def _original(name: str) -> str:
+    """``layer.weight`` → ``layer.parametrizations.weight.original``."""
+    module_name, _, tensor = name.rpartition(".")
+    return ".".join(filter(None, (module_name, "parametrizations", tensor, "original")))
+
+
+def check_export(model: torch.nn.Module, x: torch.Tensor, report) -> None:
+    """One ``ul2q`` node per quantised tensor of the report (a layer that reads its weight
+    several times — MultiheadAttention's ``in_proj_weight`` three times — still one), each
+    on its own full-precision weight; the program computes what eager mode does, bit for
+    bit (both in ``no_grad``: the same kernels)."""
     program = torch.export.export(model, (x,))
-    nodes = [n for n in program.graph.nodes if n.op == "call_function"
-             and str(n.target) == "ul2q.fake_quantize.default"]
-    reads = len(quantized_parameters(model)) + 2 * sum(
-        isinstance(m, torch.nn.MultiheadAttention) for m in model.modules())
-    assert len(nodes) == reads
+    nodes = ul2q_nodes(program)
+    quantised = [e.name for e in report.entries if e.bits is not None]
+    assert len(nodes) == len(quantised)
     every = dict(model.named_parameters(remove_duplicate=False))
-    used = {id(every[program.graph_signature.inputs_to_parameters[n.args[0].name]])
-            for n in nodes}
-    assert used == {id(p) for name, p in every.items() if name.endswith(".original")}
+    read = Counter(id(every[program.graph_signature.inputs_to_parameters[n.args[0].name]])
+                   for n in nodes)
+    holders = Counter(id(every[_original(name)]) for name in quantised)
+    assert read == holders  # each node on a quantised tensor's own weights
     with torch.no_grad():
-        torch.testing.assert_close(program.module()(x), model(x), rtol=0, atol=0)
+        assert torch.equal(program.module()(x), model(x))
 
 
 def check_compile(model: torch.nn.Module, x: torch.Tensor) -> None:
@@ -277,8 +291,8 @@ def family_tests(family: Family) -> tuple[Callable, ...]:
         check_training_step(model.train(), x)
 
     def test_export_and_onnx(quantised, tmp_path):
-        model, _, _ = quantised
-        check_export(model, x)
+        model, report, _ = quantised
+        check_export(model, x, report)
         model.eval()  # a family built in train mode: the ONNX exporter warns about it
         check_onnx_dynamo(model, x, tmp_path)
         check_export_onnx(model, x, tmp_path)

@@ -33,8 +33,8 @@ def convert(model: nn.Module, path: str | os.PathLike[str] | None = None) -> dic
     ----------
     model : torch.nn.Module
         A model quantised with :func:`~ul2q_ref.torch.quantize_model` (or :class:`UL2Q`
-        parametrisations registered by hand). Every quantised tensor must use the same kind
-        of axis (all per channel or all per tensor): the file format has one.
+        parametrisations registered by hand); per-channel and per-tensor tensors may be
+        mixed (the file records each tensor's axis).
     path : path, optional
         Where to write the ``.npz`` (atomically): quantised tensors as codes and code books,
         every other parameter and buffer in float, by their state-dict names
@@ -57,10 +57,6 @@ def _write(model: nn.Module, codes: dict[str, Any], path: str | os.PathLike[str]
     from ..weights import Model, Tensor, quantize_model
     from ..weights.tensors import role_from_name
 
-    per_channel = {q.axis is not None for q in codes.values()}
-    if len(per_channel) > 1:
-        raise ValueError("model: mixes per-channel and per-tensor quantisation; the model "
-                         "file has one axis rule for all tensors")
     tensors = []
     for name, value in [*model.named_parameters(), *model.named_buffers()]:
         detached = value.detach().cpu()
@@ -72,7 +68,8 @@ def _write(model: nn.Module, codes: dict[str, Any], path: str | os.PathLike[str]
                    tensors=tuple(tensors))
     chosen = [t for t in tensors if t.name in codes]
     widths = {name: q.bits for name, q in codes.items()}
-    quantize_model(source, chosen, widths, path, None if per_channel == {False} else 0)
+    axes = {name: None if q.axis is None else 0 for name, q in codes.items()}  # 0: channel_axis
+    quantize_model(source, chosen, widths, path, axes)
 
 
 def load_converted(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:

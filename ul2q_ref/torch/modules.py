@@ -29,9 +29,11 @@ the rule never depends on the order in which a custom module defines its layers.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -522,15 +524,56 @@ def _close_weight_cache(module: nn.Module, args: Any, output: Any) -> None:
         _SCOPE.holders.clear()
 
 
+def _exporting() -> bool:
+    """Whether ``torch.export`` runs the forward in Python (non-strict, its default; strict
+    export traces it with dynamo)."""
+    return torch.compiler.is_exporting() and not torch.compiler.is_dynamo_compiling()
+
+
+def _forward_cached_while_exporting(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    """A quantised model's ``forward``: its class's, run inside ``parametrize.cached()``
+    while ``torch.export`` traces it.
+
+    Then each parametrised tensor is computed at its first read and reused, so the exported
+    program has one ``ul2q::fake_quantize`` node per quantised tensor instead of one per read
+    (a MultiheadAttention reads ``in_proj_weight`` three times; TransformerEncoderLayer's
+    fast-path checks read every weight): the program keeps unused reads. (The forward hooks
+    cannot do it: ``torch.export`` skips ``always_call`` hooks when a forward raises, which
+    would leave PyTorch's global parametrisation cache on.) Elsewhere it is the class's
+    forward, unchanged.
+    """
+    forward = type(self).forward.__get__(self)
+    if not _exporting():
+        return forward(*args, **kwargs)
+    with parametrize.cached():
+        return forward(*args, **kwargs)
+
+
+def _export_caching_forward(model: nn.Module) -> types.MethodType:
+    """:func:`_forward_cached_while_exporting` bound to `model`, with the signature of the
+    model's own forward (the names ``torch.export`` binds inputs to)."""
+    template = _forward_cached_while_exporting
+    function = types.FunctionType(template.__code__, template.__globals__, "forward")
+    function.__doc__ = template.__doc__
+    function.__signature__ = inspect.signature(type(model).forward)  # type: ignore[attr-defined]
+    return types.MethodType(function, model)
+
+
 def _cache_weights_per_forward(model: nn.Module) -> None:
     """Make every forward of `model` compute each ŵ once, however often layers read it
-    (MultiheadAttention reads ``in_proj_weight`` three times); idempotent."""
+    (MultiheadAttention reads ``in_proj_weight`` three times), in eager mode (the hooks) and
+    while ``torch.export`` traces it (:func:`_forward_cached_while_exporting`); idempotent."""
     if _open_weight_cache not in model._forward_pre_hooks.values():
         model.register_forward_pre_hook(_open_weight_cache)
         model.register_forward_hook(_close_weight_cache, always_call=True)
+    if "forward" not in model.__dict__:  # a forward set on the instance is left alone
+        model.__dict__["forward"] = _export_caching_forward(model)
 
 
 def _stop_caching(model: nn.Module) -> None:
+    forward = model.__dict__.get("forward")
+    if getattr(forward, "__code__", None) is _forward_cached_while_exporting.__code__:
+        del model.__dict__["forward"]
     for hooks, hook in ((model._forward_pre_hooks, _open_weight_cache),
                         (model._forward_hooks, _close_weight_cache)):
         for key in [k for k, v in hooks.items() if v is hook]:
@@ -581,8 +624,10 @@ def quantize_model(model: nn.Module, bits: int, axis: int | None = 0, *,
 
     Every forward of `model` then computes each ŵ once, however often its layers read a
     weight (forward hooks open a scope around it; not under ``torch.compile``, TorchScript or
-    ``torch.func`` transforms; :meth:`UL2Q.forward` says when a ŵ is reused);
-    :func:`remove_quantization` removes the hooks.
+    ``torch.func`` transforms; :meth:`UL2Q.forward` says when a ŵ is reused), and while
+    ``torch.export`` traces it, through an instance ``forward``
+    (:func:`_forward_cached_while_exporting`): one ``ul2q`` node per quantised tensor.
+    :func:`remove_quantization` removes the hooks and that forward.
 
     Returns
     -------

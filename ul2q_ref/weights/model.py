@@ -96,7 +96,7 @@ def quantize_model(
     tensors: Sequence[Tensor],
     widths: Mapping[str, int],
     output: str | os.PathLike[str],
-    axis: int | None = None,
+    axis: int | None | Mapping[str, int | None] = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Quantise the `tensors` of `model` into the file `output`; per tensor its MSE and SQNR.
@@ -111,9 +111,11 @@ def quantize_model(
         The bit width k of each tensor, by name.
     output : path
         The ``.npz`` to write (atomically; the module docstring's format).
-    axis : int, optional
+    axis : int or mapping, optional
         None: one (α, β) per tensor; 0: per output channel (each tensor's own output-channel
-        axis, :attr:`Tensor.channel_axis`).
+        axis, :attr:`Tensor.channel_axis`); a mapping: that choice per tensor name, for
+        every tensor of `tensors` (the file records each tensor's axis, so one file may mix
+        per-channel and per-tensor tensors).
     progress : callable, optional
         Called with each quantised tensor's name before it is read.
 
@@ -130,6 +132,10 @@ def quantize_model(
         NaN weight, a constant that cannot be represented, …). Nothing is written then.
     """
     chosen = {t.name for t in tensors}
+    if isinstance(axis, Mapping):
+        unnamed = sorted(chosen - set(axis))
+        if unnamed:
+            raise ValueError(f"axis names no choice for tensor {some_names(unnamed)}")
     rows = []
     with npz_writer(output) as add:
         add("format", np.array(QUANTIZED_MODEL_FORMAT))
@@ -140,7 +146,9 @@ def quantize_model(
                 continue
             if progress is not None:
                 progress(tensor.name)
-            rows.append(_quantize_one(model.path, tensor, widths[tensor.name], axis, add))
+            tensor_axis = axis[tensor.name] if isinstance(axis, Mapping) else axis
+            rows.append(_quantize_one(model.path, tensor, widths[tensor.name], tensor_axis,
+                                      add))
     return rows
 
 
