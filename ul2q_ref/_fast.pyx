@@ -596,6 +596,12 @@ cdef void _drive(const Plan* p, const source_t* src, target_t* dst, Py_ssize_t t
                  const Book* book, int threads) noexcept nogil:
     """Every task of [0, total), on `threads` threads; task t writes dst[t·TASK, …)."""
     cdef Py_ssize_t t, tasks = (total + ELEMENT_TASK - 1) // ELEMENT_TASK
+    if threads == 1:  # the same tasks, without entering an OpenMP region (see _moment_pass)
+        for t in range(tasks):
+            _elementwise_task(p, src, dst, t * ELEMENT_TASK,
+                              total if (t + 1) * ELEMENT_TASK > total
+                              else (t + 1) * ELEMENT_TASK, book)
+        return
     for t in prange(tasks, num_threads=threads, schedule="guided"):
         _elementwise_task(p, src, dst, t * ELEMENT_TASK,
                           total if (t + 1) * ELEMENT_TASK > total else (t + 1) * ELEMENT_TASK,
@@ -1072,6 +1078,10 @@ cdef void _moment_pass(const Plan* p, const real_t* src, Py_ssize_t row_length, 
                        int which, const Rows* rows, int threads) noexcept nogil:
     """Run every task of one pass; each task writes only its own partial results."""
     cdef Py_ssize_t t
+    if threads == 1:  # entering an OpenMP region costs ~0.4 µs even for one thread: skip it
+        for t in range(tasks.n):
+            _moment_task(p, src, row_length, tasks, t, which, rows)
+        return
     for t in prange(tasks.n, num_threads=threads, schedule="guided"):
         _moment_task(p, src, row_length, tasks, t, which, rows)
 
