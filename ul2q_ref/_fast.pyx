@@ -816,6 +816,8 @@ cdef Py_ssize_t _channels(cnp.ndarray array, axis) except -1:
 #   test_numpy_sums_by_the_pairwise_algorithm_the_kernels_reproduce
 #   test_unusual_layouts
 #   test_results_do_not_depend_on_the_thread_count
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def moments(weights, axis):
     """Mean and population standard deviation of every channel, as the reference computes them.
@@ -1258,6 +1260,8 @@ cdef hot_void _minmax(const real_t* p, Py_ssize_t stride, Py_ssize_t n, double* 
 #   test_extreme_steps_and_quotients
 #   test_quantize_end_to_end_agrees_except_on_thresholds
 #   test_unusual_layouts
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def encode(weights, alpha, beta, bits, axis, dtype):
     """The μL2Q codes q = clip(floor((w − β)/α) + 1, 1 − 2^(k−1), 2^(k−1)); 1 where α = 0.
@@ -1344,6 +1348,8 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #   test_float16_results_are_rounded_once_from_float64
 #   test_other_output_dtypes_round_the_float64_result_once
 #   test_unusual_layouts
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def decode(codes, alpha, beta, zero_point, axis, dtype):
     """The reconstruction ŵ = α·(q − z) + β in float64, rounded once to `dtype`.
@@ -1456,6 +1462,8 @@ cdef inline uint16_t _double_to_half(double value) noexcept nogil:
 #   test_extreme_steps_and_quotients
 #   test_unusual_layouts
 #   test_results_do_not_depend_on_the_thread_count
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
     """The μL2Q reconstruction ŵ = α·(q − z) + β, without materialising the codes q.
