@@ -34,6 +34,13 @@ every time (two-thread times most); on a busy machine, as root,
 benchmarks/bench_quantize.py'`` gets closer to what an idle one would show (with autogroup
 scheduling, nice alone only ranks processes within one session).
 OpenMP's waiting is the package's default (``GOMP_SPINCOUNT``, see ``ul2q_ref.kernels``).
+
+``--small`` measures instead the fixed cost of a call (issue 21, "Overhead"): each kernel of
+``ul2q_ref._fast`` on 1,000 float32 values (per tensor, and per channel on axis 0 of a
+64×16 array), as the best of several timeit loops, and, in the same run, ``np.empty(1000)``
+and ``a.copy()`` of the same array; the ratios to ``a.copy()`` are what compares across
+machines. Targets: ``moments`` at most 8x ``a.copy()`` and ``fake_quantize`` at most 13x
+(1.5 µs and 2.5 µs on the Intel Xeon where ``a.copy()`` takes 0.18 µs).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import platform
 import statistics
 import sys
 import time
+import timeit
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # idle BLAS threads must not spin
@@ -135,6 +143,53 @@ def measure(size_log2: int, bits: int, budget: float, fast) -> dict[str, float]:
     return times
 
 
+SMALL_TARGETS = {"moments": 8.0, "fake_quantize": 13.0}
+"""The most a 1,000-value call may cost, in calls of ``a.copy()`` (see ``--small``)."""
+
+
+def call_time(function, calls: int = 20000) -> float:
+    """Seconds per call of `function()`: the best of 7 loops of `calls` calls."""
+    return min(timeit.repeat(function, number=calls, repeat=7)) / calls
+
+
+def small_calls(fast) -> int:
+    """The fixed cost of each kernel on 1,000 float32 values, against np.empty and a copy."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(1000).astype(np.float32)
+    rows = rng.standard_normal((64, 16)).astype(np.float32)
+    f32, i8 = np.dtype(np.float32), np.dtype(np.int8)
+    fast.set_num_threads(1)
+    mean, std = fast.moments(a, None)
+    alpha = uq.optimal_lambda(2) * std
+    row_mean, row_std = fast.moments(rows, 0)
+    row_alpha = uq.optimal_lambda(2) * row_std
+    codes = fast.encode(a, alpha, mean, 2, None, i8)
+    calls = {
+        "np.empty(1000)": lambda: np.empty(1000),
+        "a.copy()": a.copy,
+        "moments": lambda: fast.moments(a, None),
+        "fake_quantize": lambda: fast.fake_quantize(a, alpha, mean, 2, 0.5, None, f32),
+        "encode": lambda: fast.encode(a, alpha, mean, 2, None, i8),
+        "decode": lambda: fast.decode(codes, alpha, mean, 0.5, None, f32),
+        "moments, 64x16 axis 0": lambda: fast.moments(rows, 0),
+        "fake_quantize, 64x16 axis 0": lambda: fast.fake_quantize(
+            rows, row_alpha, row_mean, 2, 0.5, 0, f32),
+    }
+    times = {name: call_time(function) for name, function in calls.items()}
+    copy = times["a.copy()"]
+    print("1,000 float32 values, one thread: best of 7 loops of 20,000 calls")
+    print(f"{'call':30}{'µs':>9}{'/ np.empty':>12}{'/ a.copy()':>12}")
+    for name, seconds in times.items():
+        print(f"{name:30}{seconds * 1e6:9.3f}{seconds / times['np.empty(1000)']:11.2f}x"
+              f"{seconds / copy:11.2f}x")
+    print(f"load average after: {load_average()}")
+    for name, limit in SMALL_TARGETS.items():
+        ratio = times[name] / copy
+        print(f"  {name}: {ratio:.2f}x a.copy() (target <= {limit:g}x: "
+              f"{'met' if ratio <= limit else 'MISSED'})")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 20, 22, 24],
@@ -143,6 +198,8 @@ def main(argv=None) -> int:
                         help="bit widths (default: 1 2 4 8)")
     parser.add_argument("--budget", type=float, default=0.4,
                         help="seconds of repeats per measurement (default: 0.4)")
+    parser.add_argument("--small", action="store_true",
+                        help="measure the fixed cost of a call on 1,000 values instead")
     args = parser.parse_args(argv)
 
     if not uq.HAVE_FAST:
@@ -162,6 +219,8 @@ def main(argv=None) -> int:
           f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', f'{SPIN_COUNT} (the package)')}, "
           f"nice {os.nice(0) if hasattr(os, 'nice') else 'n/a'}")
     print(f"load average before: {load_average()}")
+    if args.small:
+        return small_calls(_fast)
     print("times: median wall clock in milliseconds; float32 standard-normal input\n")
 
     columns = ["fast 1T", "fast 2T", "q+dq 1T", "q+dq 2T", "kernel 1T", "moments",

@@ -705,3 +705,174 @@ def test_every_entry_point_dispatches_to_the_kernels(monkeypatch):
     uq.encode([0.5, -1.0], 0.5, 0.0, 2, backend="fast")
     assert set(calls) == {"moments", "encode", "decode", "fake_quantize"}
     assert math.isfinite(float(q.alpha))
+
+
+# ----------------------------------------------------------------------------- the shortcut
+#
+# Small calls: a C-contiguous array gets its plan (the walk, and the layout of the output)
+# from a shortcut in C instead of the general construction in Python (_fast.pyx, "The
+# shortcut for C-contiguous arrays"), and the arguments are first checked by tests in C. The
+# plans must be the general ones, and the results and refusals the twin's.
+
+UNIT_SHAPES = [(), (1,), (7,), (1, 1), (5, 1), (1, 6), (3, 4), (2, 1, 3), (1, 3, 1, 2),
+               (4, 1, 1), (2, 3, 4), (3, 1, 2, 1, 2), (1, 1, 1, 5)]
+
+
+def contiguous_variants(shape, dtype):
+    """C-contiguous arrays of `shape`: a fresh one, and (when it has dimensions of size 1)
+    the same values with odd strides on those dimensions, which NumPy still flags
+    C-contiguous (the strides of a dimension of size 1 are never used)."""
+    w = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+    yield w
+    if 1 in shape:
+        odd = tuple(977 * w.itemsize if side == 1 else stride
+                    for side, stride in zip(shape, w.strides, strict=True))
+        view = np.lib.stride_tricks.as_strided(w, shape, odd)
+        assert view.flags.c_contiguous and view.strides != w.strides
+        yield view
+
+
+@pytest.mark.parametrize("shape", UNIT_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_the_contiguous_shortcut_makes_the_general_plan(shape, dtype):
+    for w in contiguous_variants(shape, dtype):
+        for axis in [None, *range(w.ndim)]:
+            plans = _fast._plans(w, axis)
+            assert plans["rows"][1] == plans["rows"][0], (w.strides, axis)
+            assert plans["elementwise"][1] == plans["elementwise"][0], (w.strides, axis)
+            general, shortcut = plans["outputs"]  # the same memory order of the output
+            for side, one, two in zip(shape, general, shortcut, strict=True):
+                assert side == 1 or one == two, (general, shortcut)
+    strided = np.zeros((4, 6), dtype=dtype)[:, ::2]
+    assert _fast._plans(strided, 0)["rows"][1] is None  # not C-contiguous: general only
+
+
+def twin_calls(w, axis, rng):
+    """The four kernels' arguments for `w` along `axis`: (name, args), in the registry's
+    calling convention; the code book has a zero α (a constant channel) when there are
+    several channels."""
+    channels = 1 if axis is None else w.shape[axis]
+    alpha = rng.uniform(0.05, 0.7, channels)
+    beta = rng.uniform(-0.3, 0.3, channels)
+    if channels > 2:
+        alpha[1] = 0.0
+    bits = int(rng.integers(1, 9))
+    codes = kernels.reference.encode(w, alpha, beta, bits, axis, code_dtype(bits))
+    return [
+        ("moments", (w, axis)),
+        ("encode", (w, alpha, beta, bits, axis, code_dtype(bits))),
+        ("decode", (codes, alpha, beta, ZERO_POINT, axis, np.dtype(np.float32))),
+        ("fake_quantize", (w, alpha, beta, bits, ZERO_POINT, axis, np.dtype(np.float16))),
+        ("fake_quantize", (w, alpha, beta, bits, ZERO_POINT, axis, np.dtype(w.dtype))),
+    ]
+
+
+def assert_twins_agree(w, axis, rng):
+    for name, args in twin_calls(w, axis, rng):
+        with np.errstate(all="ignore"):
+            expected = getattr(kernels.reference, name)(*args)
+        result = getattr(_fast, name)(*args)
+        for one, two in zip(result if name == "moments" else [result],
+                            expected if name == "moments" else [expected], strict=True):
+            assert_identical(one, two)
+            if name != "moments" and w.flags.c_contiguous:
+                assert one.flags.c_contiguous
+
+
+SMALL_SIZES = [*range(1, 18), 127, 128, 129, 136, 255, 256, 257]
+TASK_SIZES = [4095, 4096, 4097, 8191, 8192, 8193, 16383, 16384, 16385, 32767, 32768, 32769]
+
+
+@pytest.mark.parametrize("n", SMALL_SIZES + TASK_SIZES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_small_and_task_boundary_sizes_per_tensor_in_every_layout(n, dtype):
+    rng = np.random.default_rng(n)
+    w = (0.1 + rng.standard_normal(n)).astype(dtype)
+    for array in (w, w[::-1], np.repeat(w, 2)[::2], w.reshape(1, n, 1)):
+        assert_twins_agree(array, None, rng)
+
+
+@pytest.mark.parametrize("n", SMALL_SIZES + [4097, 16385])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_small_and_task_boundary_sizes_per_channel_in_every_layout(n, dtype):
+    """Per channel on axis 0 (the shortcut's usual case: output channels first), on an
+    inner axis and on the last one, for C-contiguous, Fortran-ordered and strided arrays."""
+    rng = np.random.default_rng(n)
+    for channels in (1, 2, 3, 17):
+        w = (0.1 + rng.standard_normal((channels, n))).astype(dtype)
+        w[channels // 2] = 0.25  # a constant channel
+        cases = [(w, 0), (w, 1), (np.asfortranarray(w), 0), (w[:, ::2], 0), (w.T, 1),
+                 (w.reshape(channels, 1, n, 1), 0), (w.reshape(1, channels, n), 1),
+                 (w.reshape(channels, n, 1), 2)]
+        for array, axis in cases:
+            if array.size:
+                assert_twins_agree(array, axis, rng)
+
+
+def refusal(function, args):
+    try:
+        function(*args)
+    except Exception as error:  # noqa: BLE001 - the exception is what is compared
+        return type(error)
+    return None
+
+
+def test_arguments_the_quick_checks_do_not_know_are_judged_as_before():
+    """The checks in C accept only NumPy's own dtype objects; anything else (a dtype with
+    metadata, byte-swapped data, a strided α, a subclass, a dtype named by a string, an axis
+    that is not an int) goes through the full checks: accepted with the twin's bits, or
+    refused with the twin's exception type."""
+
+    class Subclass(np.ndarray):
+        pass
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((3, 4))
+    one, three = np.array([0.4]), np.array([0.4, 0.0, 0.3])
+    with_metadata = np.dtype(np.float64, metadata={"unit": "V"})
+    swapped = w.astype(">f8")
+    codes = np.ones((3, 4), dtype=np.int16)
+    f32 = np.dtype(np.float32)
+    calls = [
+        ("moments", (w.astype(with_metadata), None)),
+        ("moments", (swapped, None)),
+        ("moments", (w.view(Subclass), 0)),
+        ("moments", (w, np.int64(1))),
+        ("moments", (w, True)),
+        ("moments", (w, 0.0)),
+        ("moments", (w, 2**70)),
+        ("moments", (w.astype(np.float32)[:0], None)),
+        ("encode", (w, one.astype(with_metadata), one, 2, None, np.dtype(np.int8))),
+        ("encode", (w, one.astype(">f8"), one, 2, None, np.dtype(np.int8))),
+        ("encode", (w, np.repeat(three, 2)[::2], three, 3, 0, "int8")),
+        ("encode", (w, three.view(Subclass), three, 3, 0, np.int16)),
+        ("encode", (w, three, three, 3, np.int64(0), np.dtype(np.int8))),
+        ("encode", (w, three, three, 2.0, 0, np.dtype(np.int8))),
+        ("encode", (w, three, three, 2.5, 0, np.dtype(np.int8))),
+        ("encode", (w, three, three, 3, 0.0, np.dtype(np.int8))),
+        ("decode", (codes.astype(">i2"), one, one, 0.5, None, f32)),
+        ("decode", (codes.view(Subclass), one, one, 0.5, None, "float64")),
+        ("decode", (codes, one, one, 0.5, None, np.dtype(">f4"))),
+        ("decode", (codes.astype(np.uint16), one, one, 0.5, None, f32)),
+        ("fake_quantize", (w, three, three, 2, 0.5, 0, with_metadata)),
+        ("fake_quantize", (w, three, three, 2, 0.5, 0, np.float16)),
+        ("fake_quantize", (w, three, three, 2, 0.5, 0, "bogus")),
+        ("fake_quantize", (w, three, three, 2, 0.5, True, f32)),
+        ("fake_quantize", (w[:, :3], three, three, 2, 0.5, 1, f32)),
+        ("fake_quantize", (w, three, three, 2, "0.5", 0, f32)),
+    ]
+    accepted = 0
+    for name, args in calls:
+        kind = refusal(getattr(kernels.reference, name), args)
+        assert refusal(getattr(_fast, name), args) is kind, (name, args)
+        if kind is None:
+            accepted += 1
+            with np.errstate(all="ignore"):
+                expected = getattr(kernels.reference, name)(*args)
+            result = getattr(_fast, name)(*args)
+            pairs = zip(result, expected, strict=True) if name == "moments" else [
+                (result, expected)]
+            for one_result, one_expected in pairs:
+                assert one_result.dtype == one_expected.dtype
+                assert_identical(np.asarray(one_result), np.asarray(one_expected))
+    assert 8 <= accepted < len(calls)

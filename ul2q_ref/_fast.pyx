@@ -36,8 +36,10 @@ fixed size and the tasks are run by up to :func:`get_num_threads` threads, fewer
 inputs (:func:`_threads_for`). A task's result depends only on the task, never on which thread
 ran it or when, and partial sums are combined in a fixed order afterwards, so every result is
 bit-identical for any thread count. The default is one thread (no OpenMP thread pool is ever
-started, which keeps ``fork`` safe); set ``UL2Q_NUM_THREADS`` (a count, or ``0``/``auto`` for
-all usable cores) before import, or call :func:`set_num_threads`. How idle threads wait is
+started, which keeps ``fork`` safe; a call on one thread runs its tasks in a plain loop, as
+entering an OpenMP region costs ~0.4 µs even for one thread); set ``UL2Q_NUM_THREADS`` (a
+count, or ``0``/``auto`` for all usable cores) before import, or call
+:func:`set_num_threads`. How idle threads wait is
 set by :mod:`ul2q_ref.kernels` while this module loads (``GOMP_SPINCOUNT``, unless the
 environment already chooses; see ``SPIN_COUNT`` there and docs/performance.md).
 """
@@ -45,6 +47,7 @@ environment already chooses; see ``SPIN_COUNT`` there and docs/performance.md).
 from cython.parallel cimport prange
 from libc.math cimport frexp, ldexp, sqrt
 from libc.stdint cimport int8_t, int16_t, int32_t, uint16_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 import os
@@ -325,6 +328,14 @@ cdef list _coalesce(list dims):
 
 
 cdef object _elementwise_plan(Plan* p, cnp.ndarray array, object axis, object out_dtype):
+    """Plan for an elementwise kernel, and the output array it writes (see the next)."""
+    if cnp.PyArray_IS_C_CONTIGUOUS(array) and (axis is None or type(axis) is int):
+        return _contiguous_elementwise_plan(p, array, -1 if axis is None else axis, out_dtype)
+    return _general_elementwise_plan(p, array, axis, out_dtype)
+
+
+cdef object _general_elementwise_plan(Plan* p, cnp.ndarray array, object axis,
+                                      object out_dtype):
     """Plan for an elementwise kernel, and the output array it writes.
 
     Elements are visited in the input's memory order (dimensions sorted by decreasing
@@ -357,6 +368,13 @@ cdef object _elementwise_plan(Plan* p, cnp.ndarray array, object axis, object ou
 
 
 cdef int _rows_plan(Plan* p, cnp.ndarray array, object axis) except -1:
+    """Plan visiting the elements channel by channel (see the next)."""
+    if cnp.PyArray_IS_C_CONTIGUOUS(array) and (axis is None or type(axis) is int):
+        return _contiguous_rows_plan(p, array, -1 if axis is None else axis)
+    return _general_rows_plan(p, array, axis)
+
+
+cdef int _general_rows_plan(Plan* p, cnp.ndarray array, object axis) except -1:
     """Plan visiting the elements channel by channel, each channel in the reference's order.
 
     :func:`ul2q_ref._channels.as_rows` orders a channel's values as the C order of the other
@@ -372,6 +390,121 @@ cdef int _rows_plan(Plan* p, cnp.ndarray array, object axis) except -1:
     if len(dims) == (0 if axis is None else 1):
         dims.append([1, array.itemsize, False])
     _fill_plan(p, dims, -1 if axis is None else 0)
+    return 0
+
+
+# The shortcut for C-contiguous arrays (most calls: a fresh array or a tensor's own memory).
+# The general plans above cost microseconds of Python (lists, a sort, the merging), which
+# dominates a call on a thousand values; for a C-contiguous array their result is known in
+# advance, and the two functions below write it directly. Why it is the same plan: in a
+# C-contiguous array the dimensions of size > 1, in C order, have strictly decreasing
+# strides, each equal to the next one's stride × size, and the last one's is the itemsize
+# (NumPy leaves the strides of dimensions of size 1 arbitrary, and both plans drop those,
+# except the channel dimension of a moments plan, kept with its own stride). So the sort by
+# |stride| keeps C order, and `_coalesce` merges every group of neighbours not separated by
+# the channel dimension: the dimensions before the channel axis into one of `outer` values
+# with stride channels × inner × itemsize, those after it into one of `inner` values with
+# stride itemsize (each left out when it holds one value). The output of an elementwise
+# kernel then has the input's own C-contiguous layout. tests/test_fast.py compares these
+# plans with the general ones field by field
+# (test_the_contiguous_shortcut_makes_the_general_plan).
+
+cdef inline void _add_dim(Plan* p, Py_ssize_t size, Py_ssize_t stride) noexcept nogil:
+    p.shape[p.nd] = size
+    p.stride[p.nd] = stride
+    p.nd += 1
+
+
+cdef inline void _outer_inner(cnp.ndarray array, int axis, Py_ssize_t* outer,
+                              Py_ssize_t* inner) noexcept:
+    """The numbers of values before and after one step along `axis` (C order)."""
+    cdef cnp.npy_intp* shape = cnp.PyArray_DIMS(array)
+    cdef int d
+    outer[0] = 1
+    inner[0] = 1
+    for d in range(axis):
+        outer[0] *= shape[d]
+    for d in range(axis + 1, cnp.PyArray_NDIM(array)):
+        inner[0] *= shape[d]
+
+
+cdef object _contiguous_elementwise_plan(Plan* p, cnp.ndarray array, int axis,
+                                         object out_dtype):
+    """`_elementwise_plan` of a C-contiguous array (`axis` −1: none), and its output."""
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(array), outer, inner, channels
+    p.nd = 0
+    p.cdim = -1
+    if axis < 0 or cnp.PyArray_DIM(array, axis) == 1:  # no channel dimension (α, β scalar)
+        _add_dim(p, cnp.PyArray_SIZE(array), itemsize)
+    else:
+        channels = cnp.PyArray_DIM(array, axis)
+        _outer_inner(array, axis, &outer, &inner)
+        if outer > 1:
+            _add_dim(p, outer, channels * inner * itemsize)
+        p.cdim = p.nd
+        _add_dim(p, channels, inner * itemsize)
+        if inner > 1:
+            _add_dim(p, inner, itemsize)
+    return _empty_like_contiguous(array, out_dtype)
+
+
+cdef object _empty_like_contiguous(cnp.ndarray array, object dtype):
+    """An uninitialised C-contiguous array of `array`'s shape and `dtype` (a NumPy dtype)."""
+    cdef int type_num = (<cnp.dtype>dtype).type_num
+    if cnp.PyArray_DescrFromType(type_num) is dtype:  # the built-in dtype: NumPy's C call
+        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(array), cnp.PyArray_DIMS(array), type_num,
+                                 0)
+    return np.empty((<object>array).shape, dtype=dtype)  # e.g. a dtype with metadata
+
+
+def _plans(array, axis):
+    """The plans of `array` (for the tests): ``{"rows": (general, shortcut), "elementwise":
+    (general, shortcut)}``, each plan as (dimensions, strides, channel dimension), the
+    shortcut's None when `array` is not C-contiguous; and the elementwise outputs' strides."""
+    cdef Plan p
+    cdef int a = -1 if axis is None else axis
+    cdef cnp.ndarray w = array
+    contiguous = cnp.PyArray_IS_C_CONTIGUOUS(w)
+    _general_rows_plan(&p, w, axis)
+    rows = [_plan_tuple(&p), None]
+    if contiguous:
+        _contiguous_rows_plan(&p, w, a)
+        rows[1] = _plan_tuple(&p)
+    out = _general_elementwise_plan(&p, w, axis, w.dtype)
+    elementwise = [_plan_tuple(&p), None]
+    outputs = [out.strides, None]
+    if contiguous:
+        out = _contiguous_elementwise_plan(&p, w, a, w.dtype)
+        elementwise[1] = _plan_tuple(&p)
+        outputs[1] = out.strides
+    return {"rows": tuple(rows), "elementwise": tuple(elementwise), "outputs": tuple(outputs)}
+
+
+cdef tuple _plan_tuple(const Plan* p):
+    return (tuple([p.shape[d] for d in range(p.nd)]),
+            tuple([p.stride[d] for d in range(p.nd)]), p.cdim)
+
+
+cdef int _contiguous_rows_plan(Plan* p, cnp.ndarray array, int axis) except -1:
+    """`_rows_plan` of a C-contiguous array (`axis` −1: none)."""
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(array), outer, inner, channels
+    p.nd = 0
+    p.cdim = -1
+    if axis >= 0:  # the channel first, with its own stride (arbitrary when it is 1)
+        p.cdim = 0
+        _add_dim(p, cnp.PyArray_DIM(array, axis), cnp.PyArray_STRIDE(array, axis))
+    if axis < 0 or cnp.PyArray_DIM(array, axis) == 1:  # the rest: all in one dimension
+        if cnp.PyArray_SIZE(array) > 1:
+            _add_dim(p, cnp.PyArray_SIZE(array), itemsize)
+    else:  # before and after the channel axis: not neighbours once the channel is taken out
+        channels = cnp.PyArray_DIM(array, axis)
+        _outer_inner(array, axis, &outer, &inner)
+        if outer > 1:
+            _add_dim(p, outer, channels * inner * itemsize)
+        if inner > 1:
+            _add_dim(p, inner, itemsize)
+    if p.nd == (0 if axis < 0 else 1):  # a single value per row
+        _add_dim(p, 1, itemsize)
     return 0
 
 
@@ -397,40 +530,27 @@ cdef int _rows_plan(Plan* p, cnp.ndarray array, object axis) except -1:
 cdef struct Book:              # the code book, as the runs read it
     const double* alpha       # one per channel (a single entry without channels)
     const double* beta
-    const double* safe_alpha  # α, or 1.0 where α = 0 (for runs along the channel axis)
     double low                # lo − 1 = −2^(k−1): the clip bounds of t (encode)
     double high               # hi − 1 = 2^(k−1) − 1
     double zero               # the zero point z (decode)
-
-
-cdef class _CodeBook:
-    """Keeps the α, β vectors of a Book alive while a kernel runs."""
-    cdef Book book
-    cdef object alpha, beta, safe_alpha
-
-    def __init__(self, alpha, beta, Py_ssize_t channels, int bits, double zero):
-        cdef const double[::1] a, b, sa
-        self.alpha = _channel_vector(alpha, channels, "alpha")
-        self.beta = _channel_vector(beta, channels, "beta")
-        self.safe_alpha = np.where(self.alpha == 0.0, 1.0, self.alpha)
-        a = self.alpha
-        b = self.beta
-        sa = self.safe_alpha
-        self.book.alpha = &a[0]
-        self.book.beta = &b[0]
-        self.book.safe_alpha = &sa[0]
-        self.book.low = -<double>(1 << (bits - 1)) if bits > 0 else 0.0
-        self.book.high = <double>(1 << (bits - 1)) - 1.0 if bits > 0 else 0.0
-        self.book.zero = zero
 
 
 cdef object _elementwise(source, alpha, beta, int bits, double zero, axis, dtype):
     """Run the elementwise kernel named by the dtypes of `source` and `dtype` (see above)."""
     cdef cnp.ndarray array = _aligned(source)
     cdef Plan plan
-    cdef _CodeBook code_book = _CodeBook(alpha, beta, _channels(array, axis), bits, zero)
+    cdef Book book
+    cdef Py_ssize_t channels = _channels(array, axis)
+    # (the vectors are kept alive by these names while the kernel reads them)
+    cdef cnp.ndarray alphas = _channel_vector(alpha, channels, "alpha")
+    cdef cnp.ndarray betas = _channel_vector(beta, channels, "beta")
+    book.alpha = <const double*>cnp.PyArray_DATA(alphas)
+    book.beta = <const double*>cnp.PyArray_DATA(betas)
+    book.low = -<double>(1 << (bits - 1)) if bits > 0 else 0.0
+    book.high = <double>(1 << (bits - 1)) - 1.0 if bits > 0 else 0.0
+    book.zero = zero
     out = _elementwise_plan(&plan, array, axis, dtype)
-    _drive_types(&plan, array, out, &code_book.book)
+    _drive_types(&plan, array, out, &book)
     return out  # 0-d input gives a 0-d array, like the input
 
 
@@ -440,10 +560,10 @@ cdef int _drive_types(const Plan* p, cnp.ndarray source, cnp.ndarray target,
     cdef int of = cnp.PyArray_TYPE(source), to = cnp.PyArray_TYPE(target)
     cdef const void* src = cnp.PyArray_DATA(source)
     cdef void* dst = cnp.PyArray_DATA(target)
-    cdef Py_ssize_t total = source.size
+    cdef Py_ssize_t total = cnp.PyArray_SIZE(source)
     cdef int threads = _threads_for(total, (total + ELEMENT_TASK - 1) // ELEMENT_TASK)
-    assert of in _SOURCE_TYPES and to in _TARGET_TYPES and (of in _FLOAT_TYPES
-                                                            or to in _FLOAT_TYPES)
+    assert _is_source_type(of) and _is_target_type(to) and (_is_float_type(of)
+                                                            or _is_float_type(to))
     with nogil:
         if of == cnp.NPY_FLOAT32:
             _drive_to(p, <const float*>src, dst, to, total, book, threads)
@@ -478,6 +598,12 @@ cdef void _drive(const Plan* p, const source_t* src, target_t* dst, Py_ssize_t t
                  const Book* book, int threads) noexcept nogil:
     """Every task of [0, total), on `threads` threads; task t writes dst[t·TASK, …)."""
     cdef Py_ssize_t t, tasks = (total + ELEMENT_TASK - 1) // ELEMENT_TASK
+    if threads == 1:  # the same tasks, without entering an OpenMP region (see _moment_pass)
+        for t in range(tasks):
+            _elementwise_task(p, src, dst, t * ELEMENT_TASK,
+                              total if (t + 1) * ELEMENT_TASK > total
+                              else (t + 1) * ELEMENT_TASK, book)
+        return
     for t in prange(tasks, num_threads=threads, schedule="guided"):
         _elementwise_task(p, src, dst, t * ELEMENT_TASK,
                           total if (t + 1) * ELEMENT_TASK > total else (t + 1) * ELEMENT_TASK,
@@ -510,13 +636,13 @@ cdef inline void _run(const source_t* src, Py_ssize_t stride, target_t* dst, Py_
                 _decode_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.zero)
     elif target_t in code_t:  # encode
         if per_element:
-            _encode_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel,
-                        b.safe_alpha + channel, b.low, b.high)
+            _encode_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel, b.low,
+                        b.high)
         else:
             _encode_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high)
     elif per_element:  # fake_quantize
-        _fq_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel,
-                b.safe_alpha + channel, b.low, b.high, b.zero)
+        _fq_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel, b.low, b.high,
+                b.zero)
     else:
         _fq_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high, b.zero)
 
@@ -527,51 +653,109 @@ cdef inline void _run(const source_t* src, Py_ssize_t stride, target_t* dst, Py_
 
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _CODES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
-_FLOAT_TYPES = (cnp.NPY_FLOAT16, cnp.NPY_FLOAT32, cnp.NPY_FLOAT64)
-_SOURCE_TYPES = (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64, cnp.NPY_INT8, cnp.NPY_INT16, cnp.NPY_INT32)
-_TARGET_TYPES = (cnp.NPY_INT8, cnp.NPY_INT16, cnp.NPY_INT32, *_FLOAT_TYPES)
+
+# Each check first tries a test in C that accepts the usual argument (an ndarray whose dtype
+# is NumPy's own object for its type: NumPy keeps one dtype object per built-in type) and
+# otherwise runs the full Python test, so an argument is accepted or refused exactly as by
+# the full test alone; the C test saves a few tenths of a microsecond per check.
+
+cdef inline bint _is_float_type(int type_num) noexcept nogil:
+    return (type_num == cnp.NPY_FLOAT16 or type_num == cnp.NPY_FLOAT32
+            or type_num == cnp.NPY_FLOAT64)
 
 
-def _check_weights(weights, axis):
-    if not isinstance(weights, np.ndarray) or weights.dtype not in _FLOATS[1:] \
-            or weights.size == 0:
-        raise TypeError("weights must be a non-empty native float32 or float64 numpy array")
+cdef inline bint _is_code_type(int type_num) noexcept nogil:
+    return type_num == cnp.NPY_INT8 or type_num == cnp.NPY_INT16 or type_num == cnp.NPY_INT32
+
+
+cdef inline bint _is_source_type(int type_num) noexcept nogil:
+    """What an elementwise kernel reads: float32/float64 weights or codes."""
+    return _is_code_type(type_num) or type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
+
+
+cdef inline bint _is_target_type(int type_num) noexcept nogil:
+    return _is_code_type(type_num) or _is_float_type(type_num)
+
+
+cdef inline bint _has_builtin_dtype(object array, bint weights) noexcept:
+    """`array` is an ndarray with NumPy's own float32/float64 dtype object (`weights`) or
+    int8/int16/int32 one (codes)."""
+    cdef int type_num
+    if not cnp.PyArray_Check(array):
+        return False
+    type_num = cnp.PyArray_TYPE(<cnp.ndarray>array)
+    if weights:
+        if type_num != cnp.NPY_FLOAT32 and type_num != cnp.NPY_FLOAT64:
+            return False
+    elif not _is_code_type(type_num):
+        return False
+    return <object>cnp.PyArray_DESCR(<cnp.ndarray>array) is cnp.PyArray_DescrFromType(
+        type_num)
+
+
+cdef int _check_weights(weights, axis) except -1:
+    if not (_has_builtin_dtype(weights, True) and cnp.PyArray_SIZE(<cnp.ndarray>weights) > 0):
+        if (not isinstance(weights, np.ndarray) or weights.dtype not in _FLOATS[1:]
+                or weights.size == 0):
+            raise TypeError("weights must be a non-empty native float32 or float64 numpy "
+                            "array")
     _check_axis(weights, axis)
+    return 0
 
 
-def _check_axis(array, axis):
+cdef int _check_codes(codes) except -1:
+    if not _has_builtin_dtype(codes, False):
+        if not isinstance(codes, np.ndarray) or codes.dtype not in _CODES:
+            raise TypeError("codes must be an int8, int16 or int32 numpy array")
+    return 0
+
+
+cdef int _check_axis(array, axis) except -1:
     if axis is not None and not 0 <= axis < array.ndim:
         raise ValueError(f"axis must be None or in 0..{array.ndim - 1}, got {axis!r}")
+    return 0
 
 
-def _check_bits(bits):
+cdef int _check_bits(bits) except -1:
     if not 1 <= bits <= 16:
         raise ValueError(f"bits must be in 1..16, got {bits!r}")
+    return 0
 
 
-def _output_dtype(dtype, allowed, names):
+cdef object _output_dtype(dtype, tuple allowed, str names):
     """`dtype` as a NumPy dtype if it is one of `allowed`; TypeError naming them otherwise."""
+    cdef object one
+    for one in allowed:
+        if dtype is one:  # (what np.dtype(dtype) would return)
+            return dtype
     if np.dtype(dtype) not in allowed:
         raise TypeError(f"dtype must be {names}, got {dtype!r}")
     return np.dtype(dtype)
 
 
-def _channel_vector(values, Py_ssize_t channels, name):
-    """α or β: a float64 vector with exactly one entry per channel (1 without an axis)."""
+cdef cnp.ndarray _channel_vector(values, Py_ssize_t channels, name):
+    """α or β, C-contiguous: a float64 vector with exactly one entry per channel (1 without
+    an axis)."""
+    if (_has_builtin_dtype(values, True)
+            and cnp.PyArray_TYPE(<cnp.ndarray>values) == cnp.NPY_FLOAT64
+            and cnp.PyArray_NDIM(<cnp.ndarray>values) == 1
+            and cnp.PyArray_DIM(<cnp.ndarray>values, 0) == channels
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>values)):
+        return <cnp.ndarray>values
     if (not isinstance(values, np.ndarray) or values.dtype != np.float64 or values.ndim != 1
             or values.shape[0] != channels):
         raise ValueError(f"{name} must be a 1-D float64 array of {channels} value(s)")
     return np.ascontiguousarray(values)
 
 
-def _aligned(array):
+cdef cnp.ndarray _aligned(cnp.ndarray array):
     """`array`, or an aligned copy if its elements are not aligned (e.g. np.frombuffer at an
     odd offset): the kernels read elements through typed pointers, which must be aligned."""
-    return array if array.flags.aligned else np.array(array)
+    return array if cnp.PyArray_ISALIGNED(array) else np.array(array)
 
 
-def _channels(array, axis):
-    return 1 if axis is None else array.shape[axis]
+cdef Py_ssize_t _channels(cnp.ndarray array, axis) except -1:
+    return 1 if axis is None else (<object>array).shape[axis]
 
 
 # =============================================================================================
@@ -632,6 +816,8 @@ def _channels(array, axis):
 #   test_numpy_sums_by_the_pairwise_algorithm_the_kernels_reproduce
 #   test_unusual_layouts
 #   test_results_do_not_depend_on_the_thread_count
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def moments(weights, axis):
     """Mean and population standard deviation of every channel, as the reference computes them.
@@ -653,18 +839,16 @@ def moments(weights, axis):
     cdef cnp.ndarray w = _aligned(weights)
     cdef Plan plan
     _rows_plan(&plan, w, axis)
-    cdef Py_ssize_t rows = _channels(w, axis)
-    cdef Py_ssize_t row_length = w.size // rows
-    means = np.empty(rows, dtype=np.float64)
-    stds = np.empty(rows, dtype=np.float64)
-    cdef double[::1] m = means
-    cdef double[::1] s = stds
-    if w.dtype == np.float32:
-        _moments_rows(&plan, <const float*>cnp.PyArray_DATA(w), rows, row_length, &m[0],
-                      &s[0])
+    cdef cnp.npy_intp rows = _channels(w, axis)
+    cdef Py_ssize_t row_length = cnp.PyArray_SIZE(w) // rows
+    cdef cnp.ndarray means = cnp.PyArray_EMPTY(1, &rows, cnp.NPY_FLOAT64, 0)
+    cdef cnp.ndarray stds = cnp.PyArray_EMPTY(1, &rows, cnp.NPY_FLOAT64, 0)
+    cdef double* m = <double*>cnp.PyArray_DATA(means)
+    cdef double* s = <double*>cnp.PyArray_DATA(stds)
+    if cnp.PyArray_TYPE(w) == cnp.NPY_FLOAT32:
+        _moments_rows(&plan, <const float*>cnp.PyArray_DATA(w), rows, row_length, m, s)
     else:
-        _moments_rows(&plan, <const double*>cnp.PyArray_DATA(w), rows, row_length, &m[0],
-                      &s[0])
+        _moments_rows(&plan, <const double*>cnp.PyArray_DATA(w), rows, row_length, m, s)
     return means, stds
 
 
@@ -798,12 +982,6 @@ cdef int _moments_rows(const Plan* p, const real_t* src, Py_ssize_t n_rows,
     """The reference's (μ, σ) of every row, bit for bit (see the comment block above)."""
     cdef Py_ssize_t per_row = _count_tasks(row_length), r, t, cursor
     cdef Py_ssize_t n_tasks = n_rows * per_row
-    cdef cnp.ndarray positions = np.empty((3, n_tasks), dtype=np.intp)
-    cdef cnp.ndarray partial = np.empty((2, n_tasks), dtype=np.float64)
-    cdef cnp.ndarray row_data = np.zeros((5, n_rows), dtype=np.float64)
-    cdef Py_ssize_t[:, ::1] pos = positions
-    cdef double[:, ::1] part = partial
-    cdef double[:, ::1] info = row_data
     cdef Tasks tasks
     cdef Rows rows
     cdef double total, low, high, largest, sum_d, sum_dd, variance
@@ -812,17 +990,23 @@ cdef int _moments_rows(const Plan* p, const real_t* src, Py_ssize_t n_rows,
     # of one value might not sum exactly
     cdef bint scaled = real_t is double or row_length >= (1 << 29)
     cdef int threads = _threads_for(n_rows * row_length, n_tasks)
-    tasks.row = &pos[0, 0]
-    tasks.start = &pos[1, 0]
-    tasks.count = &pos[2, 0]
-    tasks.first = &part[0, 0]
-    tasks.second = &part[1, 0]
+    # one zeroed block (one allocation, not five arrays: this is most of a small call's
+    # cost otherwise): per row 5 numbers, per task 2 partial results and 3 positions; freed
+    # below (nothing in between can raise)
+    cdef double* block = <double*>calloc(5 * n_rows + 5 * n_tasks, sizeof(double))
+    if block == NULL:
+        raise MemoryError(f"no memory for the moments of {n_rows} channel(s)")
+    rows.scale = block
+    rows.scale2 = rows.scale + n_rows
+    rows.exponent = rows.scale2 + n_rows
+    rows.mean = rows.exponent + n_rows
+    rows.constant = rows.mean + n_rows
+    tasks.first = rows.constant + n_rows
+    tasks.second = tasks.first + n_tasks
+    tasks.row = <Py_ssize_t*>(tasks.second + n_tasks)  # (sizeof(Py_ssize_t) ≤ sizeof(double))
+    tasks.start = tasks.row + n_tasks
+    tasks.count = tasks.start + n_tasks
     tasks.n = n_tasks
-    rows.scale = &info[0, 0]
-    rows.scale2 = &info[1, 0]
-    rows.exponent = &info[2, 0]
-    rows.mean = &info[3, 0]
-    rows.constant = &info[4, 0]
     with nogil:
         t = 0
         for r in range(n_rows):
@@ -849,15 +1033,15 @@ cdef int _moments_rows(const Plan* p, const real_t* src, Py_ssize_t n_rows,
         _moment_pass(p, src, row_length, &tasks, PASS_SUM, &rows, threads)
         for r in range(n_rows):
             cursor = r * per_row
-            total = _combine(&part[0, 0], &cursor, row_length)
+            total = _combine(tasks.first, &cursor, row_length)
             rows.mean[r] = total / <double>row_length
         # pass 2: the pairwise sums of d and d·d
         _moment_pass(p, src, row_length, &tasks, PASS_DEV, &rows, threads)
         for r in range(n_rows):
             cursor = r * per_row
-            sum_d = _combine(&part[0, 0], &cursor, row_length)
+            sum_d = _combine(tasks.first, &cursor, row_length)
             cursor = r * per_row
-            sum_dd = _combine(&part[1, 0], &cursor, row_length)
+            sum_dd = _combine(tasks.second, &cursor, row_length)
             # the reference's correction is sum(d)·sum(d)/n: a product, then a quotient
             variance = sum_dd - (sum_d * sum_d) / <double>row_length
             if 0.0 > variance:  # Python's max(v, 0.0) (v is never NaN here)
@@ -875,6 +1059,7 @@ cdef int _moments_rows(const Plan* p, const real_t* src, Py_ssize_t n_rows,
             if rows.constant[r] != 0.0:
                 means[r] = _row_first(p, src, r * row_length)
                 stds[r] = 0.0
+    free(block)
     return 0
 
 
@@ -900,6 +1085,10 @@ cdef void _moment_pass(const Plan* p, const real_t* src, Py_ssize_t row_length, 
                        int which, const Rows* rows, int threads) noexcept nogil:
     """Run every task of one pass; each task writes only its own partial results."""
     cdef Py_ssize_t t
+    if threads == 1:  # entering an OpenMP region costs ~0.4 µs even for one thread: skip it
+        for t in range(tasks.n):
+            _moment_task(p, src, row_length, tasks, t, which, rows)
+        return
     for t in prange(tasks.n, num_threads=threads, schedule="guided"):
         _moment_task(p, src, row_length, tasks, t, which, rows)
 
@@ -1060,7 +1249,7 @@ cdef hot_void _minmax(const real_t* p, Py_ssize_t stride, Py_ssize_t n, double* 
 # load, but does this form), so gcc vectorises the loops.
 #
 # α = 0 (a channel whose σ = 0): the reference gives code 1. Runs with one α test it once per
-# run. Runs whose α varies per element (channel axis innermost) divide by `safe_alpha` (α, or
+# run. Runs whose α varies per element (channel axis innermost) divide by `_safe(α)` (α, or
 # 1 where α = 0, so no 0/0 ever appears) and then select 1.
 #
 # Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[encode] and,
@@ -1071,6 +1260,8 @@ cdef hot_void _minmax(const real_t* p, Py_ssize_t stride, Py_ssize_t n, double* 
 #   test_extreme_steps_and_quotients
 #   test_quantize_end_to_end_agrees_except_on_thresholds
 #   test_unusual_layouts
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def encode(weights, alpha, beta, bits, axis, dtype):
     """The μL2Q codes q = clip(floor((w − β)/α) + 1, 1 − 2^(k−1), 2^(k−1)); 1 where α = 0.
@@ -1100,6 +1291,11 @@ def encode(weights, alpha, beta, bits, axis, dtype):
     return _elementwise(weights, alpha, beta, bits, 0.0, axis, dtype)
 
 
+cdef inline double _safe(double alpha) noexcept nogil:
+    """α, or 1 where α = 0: the divisor of a run along the channel axis (see above)."""
+    return 1.0 if alpha == 0.0 else alpha
+
+
 cdef inline double _code(double t, double low, double high) noexcept nogil:
     """floor(clip(t, low, high)) + 1, exactly, as a double (see above)."""
     cdef double k
@@ -1125,13 +1321,13 @@ cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 
 
 cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_ssize_t n,
-                          const double* alpha, const double* beta, const double* safe_alpha,
-                          double low, double high) noexcept nogil:
+                          const double* alpha, const double* beta, double low,
+                          double high) noexcept nogil:
     """A run along the channel axis: α and β change with every element."""
     cdef Py_ssize_t i
     cdef double q
     for i in range(n):
-        q = _code((<double>_at(src, stride, i) - beta[i]) / safe_alpha[i], low, high)
+        q = _code((<double>_at(src, stride, i) - beta[i]) / _safe(alpha[i]), low, high)
         dst[i] = <code_t>(1.0 if alpha[i] == 0.0 else q)
 
 
@@ -1152,6 +1348,8 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #   test_float16_results_are_rounded_once_from_float64
 #   test_other_output_dtypes_round_the_float64_result_once
 #   test_unusual_layouts
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def decode(codes, alpha, beta, zero_point, axis, dtype):
     """The reconstruction ŵ = α·(q − z) + β in float64, rounded once to `dtype`.
@@ -1172,8 +1370,7 @@ def decode(codes, alpha, beta, zero_point, axis, dtype):
     numpy.ndarray
         Bit for bit the result of ``ul2q_ref.kernels.reference.decode``.
     """
-    if not isinstance(codes, np.ndarray) or codes.dtype not in _CODES:
-        raise TypeError("codes must be an int8, int16 or int32 numpy array")
+    _check_codes(codes)
     _check_axis(codes, axis)
     dtype = _output_dtype(dtype, _FLOATS, "float16, float32 or float64")
     return _elementwise(codes, alpha, beta, 0, float(zero_point), axis, dtype)
@@ -1265,6 +1462,8 @@ cdef inline uint16_t _double_to_half(double value) noexcept nogil:
 #   test_extreme_steps_and_quotients
 #   test_unusual_layouts
 #   test_results_do_not_depend_on_the_thread_count
+#   test_small_and_task_boundary_sizes_per_tensor_in_every_layout
+#   test_small_and_task_boundary_sizes_per_channel_in_every_layout
 
 def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype, out=None):
     """The μL2Q reconstruction ŵ = α·(q − z) + β, without materialising the codes q.
@@ -1356,12 +1555,12 @@ cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize
 
 
 cdef hot_void _fq_vec(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
-                      const double* alpha, const double* beta, const double* safe_alpha,
-                      double low, double high, double zero) noexcept nogil:
+                      const double* alpha, const double* beta, double low, double high,
+                      double zero) noexcept nogil:
     """A run along the channel axis: α and β change with every element."""
     cdef Py_ssize_t i
     cdef double q
     for i in range(n):
-        q = _code((<double>_at(src, stride, i) - beta[i]) / safe_alpha[i], low, high)
+        q = _code((<double>_at(src, stride, i) - beta[i]) / _safe(alpha[i]), low, high)
         q = 1.0 if alpha[i] == 0.0 else q
         _store(dst + i, alpha[i] * (q - zero) + beta[i])
