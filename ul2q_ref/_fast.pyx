@@ -431,6 +431,12 @@ cdef inline void _outer_inner(cnp.ndarray array, int axis, Py_ssize_t* outer,
 cdef object _contiguous_elementwise_plan(Plan* p, cnp.ndarray array, int axis,
                                          object out_dtype):
     """`_elementwise_plan` of a C-contiguous array (`axis` −1: none), and its output."""
+    _contiguous_visit(p, array, axis)
+    return _empty_like_contiguous(array, out_dtype)
+
+
+cdef void _contiguous_visit(Plan* p, cnp.ndarray array, int axis) noexcept:
+    """The plan of `_contiguous_elementwise_plan`, without allocating the output."""
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(array), outer, inner, channels
     p.nd = 0
     p.cdim = -1
@@ -445,7 +451,6 @@ cdef object _contiguous_elementwise_plan(Plan* p, cnp.ndarray array, int axis,
         _add_dim(p, channels, inner * itemsize)
         if inner > 1:
             _add_dim(p, inner, itemsize)
-    return _empty_like_contiguous(array, out_dtype)
 
 
 cdef object _empty_like_contiguous(cnp.ndarray array, object dtype):
@@ -535,11 +540,22 @@ cdef struct Book:              # the code book, as the runs read it
     double zero               # the zero point z (decode)
 
 
-cdef object _elementwise(source, alpha, beta, int bits, double zero, axis, dtype):
-    """Run the elementwise kernel named by the dtypes of `source` and `dtype` (see above)."""
+cdef object _elementwise(source, alpha, beta, int bits, double zero, axis, dtype,
+                         cnp.ndarray out=None):
+    """Run the elementwise kernel named by the dtypes of `source` and `dtype` (see above),
+    into `out` when given (`dtype` then is out's dtype).
+
+    When `source` and `out` are both C-contiguous, the plan's visit order is out's C order
+    (see "The shortcut for C-contiguous arrays"), so the kernel writes `out` directly;
+    otherwise the result is computed into a new array and copied."""
     cdef cnp.ndarray array = _aligned(source)
     cdef Plan plan
     cdef Book book
+    if out is not None and not (cnp.PyArray_IS_C_CONTIGUOUS(array)
+                                and cnp.PyArray_IS_C_CONTIGUOUS(out)
+                                and cnp.PyArray_ISALIGNED(out)):
+        np.copyto(out, _elementwise(array, alpha, beta, bits, zero, axis, dtype))
+        return out
     cdef Py_ssize_t channels = _channels(array, axis)
     # (the vectors are kept alive by these names while the kernel reads them)
     cdef cnp.ndarray alphas = _channel_vector(alpha, channels, "alpha")
@@ -549,7 +565,10 @@ cdef object _elementwise(source, alpha, beta, int bits, double zero, axis, dtype
     book.low = -<double>(1 << (bits - 1)) if bits > 0 else 0.0
     book.high = <double>(1 << (bits - 1)) - 1.0 if bits > 0 else 0.0
     book.zero = zero
-    out = _elementwise_plan(&plan, array, axis, dtype)
+    if out is None:
+        out = _elementwise_plan(&plan, array, axis, dtype)
+    else:
+        _contiguous_visit(&plan, array, -1 if axis is None else axis)
     _drive_types(&plan, array, out, &book)
     return out  # 0-d input gives a 0-d array, like the input
 
@@ -1493,7 +1512,7 @@ def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype, out=None)
     if out is None:
         return _elementwise(weights, alpha, beta, bits, float(zero_point), axis, dtype)
     _check_out(out, weights, dtype)
-    return _elementwise_into(weights, alpha, beta, bits, float(zero_point), axis, out)
+    return _elementwise(weights, alpha, beta, bits, float(zero_point), axis, dtype, out)
 
 
 def _check_out(out, weights, dtype):
@@ -1502,34 +1521,6 @@ def _check_out(out, weights, dtype):
         raise ValueError(f"out must be a writeable {dtype} array of shape {weights.shape}")
     if np.may_share_memory(out, weights):
         raise ValueError("out must not share memory with weights")
-
-
-cdef object _elementwise_into(source, alpha, beta, int bits, double zero, axis,
-                              cnp.ndarray out):
-    """`_elementwise` writing into `out`. When `source` and `out` are both C-contiguous the
-    visit order of `_elementwise_plan` is the C order (it sorts the dimensions by decreasing
-    stride), so the kernel writes `out` directly; otherwise the result is computed as usual
-    and copied."""
-    cdef cnp.ndarray array = _aligned(source)
-    cdef Plan plan
-    cdef _CodeBook code_book
-    if not (array.flags.c_contiguous and out.flags.c_contiguous and out.flags.aligned):
-        np.copyto(out, _elementwise(array, alpha, beta, bits, zero, axis, out.dtype))
-        return out
-    code_book = _CodeBook(alpha, beta, _channels(array, axis), bits, zero)
-    per_channel = axis is not None and array.shape[axis] > 1
-    dims = _coalesce([[array.shape[d], array.strides[d], per_channel and d == axis]
-                      for d in range(array.ndim) if array.shape[d] != 1
-                      or (per_channel and d == axis)])
-    if not dims:
-        dims = [[1, array.itemsize, False]]
-    cdim = -1
-    for d in range(len(dims)):
-        if dims[d][2]:
-            cdim = d
-    _fill_plan(&plan, dims, cdim)
-    _drive_types(&plan, array, out, &code_book.book)
-    return out
 
 
 cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
