@@ -178,8 +178,8 @@ def check_representable(alpha: Any, beta: Any, zero_point: float, lowest: int, h
     re-exports it.
     """
     out = np.dtype(dtype)
-    a = np.asarray(alpha, dtype=np.float64).reshape(-1)
-    b = np.asarray(beta, dtype=np.float64).reshape(-1)
+    a = _flat_float64(alpha)
+    b = _flat_float64(beta)
     if a.size == 1 == b.size:  # one code book: Python floats decide when levels are far inside
         reach = abs(float(a[0])) * max(abs(lowest - zero_point), abs(highest - zero_point))
         if reach + abs(float(b[0])) <= _quarter_of_largest(out):
@@ -199,6 +199,12 @@ def check_representable(alpha: Any, beta: Any, zero_point: float, lowest: int, h
                 f"value {float(np.finfo(out).max):.6g}; quantise float64 input (or decode "
                 "with dtype=np.float64) instead"
                 + (" (no float dtype holds it)" if not np.isfinite(wide[channel]) else ""))
+
+
+def _flat_float64(values: Any) -> np.ndarray:
+    """`values` as a 1-D float64 array (itself when it already is one: no new view)."""
+    array = np.asarray(values, dtype=np.float64)
+    return array if array.ndim == 1 else array.reshape(-1)
 
 
 @functools.cache

@@ -25,6 +25,7 @@ compiled kernels (:mod:`ul2q_ref.kernels`) are swapped in by name and give the s
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -155,7 +156,16 @@ def statistics(weights: np.ndarray, bits: int, axis: int | None,
     from :func:`ul2q_ref.gaussian.optimal_lambda`.
     """
     mean, std = kernels.moments(weights, axis)
-    return code_book(mean, std, np.full(mean.shape, optimal_lambda(bits)))
+    return code_book(mean, std, _lambda_vector(bits, mean.shape[0]))
+
+
+@functools.lru_cache(maxsize=256)
+def _lambda_vector(bits: int, channels: int) -> np.ndarray:
+    """λ_k* once per channel, read-only (made once per (k, channels): every call of the
+    statistics step on a layer asks for the same vector)."""
+    lam = np.full(channels, optimal_lambda(bits))
+    lam.setflags(write=False)
+    return lam
 
 
 def encode(weights: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
