@@ -401,12 +401,16 @@ cdef struct Book:              # the code book, as the runs read it
     double low                # lo − 1 = −2^(k−1): the clip bounds of t (encode)
     double high               # hi − 1 = 2^(k−1) − 1
     double zero               # the zero point z (decode)
+    const double* thresholds  # T_j of each channel, or NULL: divide (see Thresholds)
+    int comparisons           # thresholds per channel, 2^k − 1 (0 without thresholds)
 
 
 cdef class _CodeBook:
     """Keeps the α, β vectors of a Book alive while a kernel runs."""
     cdef Book book
     cdef object alpha, beta, safe_alpha
+    cdef double few_thresholds[15]  # MAX_THRESHOLDS: one channel's, without an allocation
+    cdef double* many_thresholds    # more channels' (PyMem_Malloc), or NULL
 
     def __init__(self, alpha, beta, Py_ssize_t channels, int bits, double zero):
         cdef const double[::1] a, b, sa
@@ -422,6 +426,10 @@ cdef class _CodeBook:
         self.book.low = -<double>(1 << (bits - 1)) if bits > 0 else 0.0
         self.book.high = <double>(1 << (bits - 1)) - 1.0 if bits > 0 else 0.0
         self.book.zero = zero
+        _set_thresholds(self, channels, bits)
+
+    def __dealloc__(self):
+        PyMem_Free(self.many_thresholds)
 
 
 cdef object _elementwise(source, alpha, beta, int bits, double zero, axis, dtype):
@@ -513,12 +521,14 @@ cdef inline void _run(const source_t* src, Py_ssize_t stride, target_t* dst, Py_
             _encode_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel,
                         b.safe_alpha + channel, b.low, b.high)
         else:
-            _encode_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high)
+            _encode_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high,
+                        _thresholds_of(b, channel), b.comparisons)
     elif per_element:  # fake_quantize
         _fq_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel,
                 b.safe_alpha + channel, b.low, b.high, b.zero)
     else:
-        _fq_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high, b.zero)
+        _fq_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high, b.zero,
+                _thresholds_of(b, channel), b.comparisons)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1110,12 +1120,27 @@ cdef inline double _code(double t, double low, double high) noexcept nogil:
 
 
 cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_ssize_t n,
-                          double alpha, double beta, double low, double high) noexcept nogil:
-    """The codes of a run of one channel."""
+                          double alpha, double beta, double low, double high,
+                          const double* thresholds, int comparisons) noexcept nogil:
+    """The codes of a run of one channel; counted against `thresholds` unless NULL."""
     cdef Py_ssize_t i
     if alpha == 0.0:
         for i in range(n):
             dst[i] = 1
+    elif thresholds != NULL:  # k ≤ THRESHOLD_BITS: no division (section Thresholds)
+        if stride == sizeof(real_t):
+            if comparisons == 1:
+                _encode_counted(src, dst, n, beta, thresholds, 1)
+            elif comparisons == 3:
+                _encode_counted(src, dst, n, beta, thresholds, 3)
+            elif comparisons == 7:
+                _encode_counted(src, dst, n, beta, thresholds, 7)
+            else:
+                _encode_counted(src, dst, n, beta, thresholds, MAX_THRESHOLDS)
+        else:
+            for i in range(n):
+                dst[i] = <code_t>(low + 1.0 + _count_reached(<double>_at(src, stride, i) - beta,
+                                                             thresholds, comparisons))
     elif stride == sizeof(real_t):  # unit stride: a loop gcc vectorises
         for i in range(n):
             dst[i] = <code_t>_code((<double>src[i] - beta) / alpha, low, high)
@@ -1133,6 +1158,191 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
     for i in range(n):
         q = _code((<double>_at(src, stride, i) - beta[i]) / safe_alpha[i], low, high)
         dst[i] = <code_t>(1.0 if alpha[i] == 0.0 else q)
+
+
+# =============================================================================================
+# Thresholds: the codes of small k by comparisons instead of a division
+# =============================================================================================
+#
+# Used by `_encode_run` and `_fq_run` (runs with one α, β) for k ≤ THRESHOLD_BITS; runs along
+# the channel axis (`_encode_vec`, `_fq_vec`) and larger k divide, as the encode section says.
+#
+# Obligation: the same code q = clip(floor(t) + 1, lo, hi), t = fl(d/α), d = fl(w − β), as the
+# division loop (and so the twin), for every finite w, finite β and 0 < α < +inf, without
+# dividing per element. (lo = 1 − 2^(k−1), hi = 2^(k−1).) Proof:
+#
+# 1. Counting. For every t (±inf included), q = lo + #{ j ∈ {lo, …, hi − 1} : t ≥ j }: the
+#    integers j ≤ t are those j ≤ floor(t); none of the listed ones when floor(t) < lo (q = lo),
+#    all hi − lo of them when floor(t) ≥ hi − 1 (q = hi), else floor(t) − lo + 1 of them.
+# 2. Monotonicity. Order the non-NaN doubles by value (−0 and +0 are one point: every
+#    comparison treats them alike, and so does the quotient, fl(±0/α) = ±0). For 0 < α < inf,
+#    d ↦ fl(d/α) is non-decreasing on [−inf, +inf]: the exact quotient is increasing and
+#    correct rounding is non-decreasing. So P_j(d) := [fl(d/α) ≥ j] is monotone, and
+#    P_j(+inf) is true (+inf ≥ j), P_j(−inf) false. Hence { d : P_j(d) } is an up-set with a
+#    least element T_j ∈ (−inf, +inf], and P_j(d) ⟺ d ≥ T_j for every d in [−inf, +inf] —
+#    including d = ±inf, which fl(w − β) can be when w − β overflows.
+# 3. Finding T_j (`_least_reaching`, once per channel when the code book is made): work on
+#    the integer keys of the ordered doubles (`_key`: −0 and +0 both key 0, consecutive keys
+#    are neighbouring doubles, −inf and +inf are the ends). The search keeps an interval
+#    [a, b] of keys with P_j(a) false and P_j(b) true; it starts at fl(j·α), walks a few
+#    neighbours (T_j is usually within one or two ulps of fl(j·α)) and, if the walk has not
+#    ended, bisects what is left between the ends. It stops when b = a + 1, so P_j holds at
+#    b and not at b's predecessor: by monotonicity, b is the least element, T_j. Every P_j
+#    evaluated is the division the kernel would do, fl(d/α) in float64 (no fast-math,
+#    SSE2/AVX: one correctly rounded division), so the thresholds are exact for the very
+#    quotient the twin computes; nothing about fl(j·α) (overflow, subnormal α, underflow) is
+#    assumed — it is only a starting point.
+# 4. Per element: n = Σ_j [d ≥ T_j] counts in float64 (0/1 terms, exact), q = lo + n is exact,
+#    and the reconstruction is decode's formula with decode's rounding, as before. The
+#    comparisons are branch-free, so gcc vectorises the unit-stride loops; the thresholds are
+#    copied into a local array first so that no store to the output can alias them.
+#
+# α = 0 keeps its own branch (code 1). A code book with any α outside [0, +inf) (which the
+# public layer never passes) gets no thresholds, and its runs divide.
+#
+# Crossover (docs/performance.md, "Codes by comparisons"): 2^k − 1 comparisons replace one
+# division per element.
+#
+# Tests: tests/test_fast_thresholds.py (values on fl(j·α) + β, on T_j + β and one ulp either
+# side, extreme α, far β, constant channels, strided input, every k that uses thresholds).
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+
+cdef enum:
+    THRESHOLD_BITS = 2     # the largest k whose codes are counted, not divided (measured)
+    MAX_THRESHOLDS = 15    # 2^THRESHOLD_BITS − 1
+    THRESHOLD_WALK = 4     # neighbours of fl(j·α) tried before bisecting
+
+cdef int64_t _KEY_INF = 0x7FF0000000000000    # key of +inf (and −key of −inf)
+cdef uint64_t _SIGN_BIT = 0x8000000000000000  # of a double
+
+
+cdef inline int64_t _key(double x) noexcept nogil:
+    """The position of non-NaN `x` among the ordered doubles; −0 and +0 both give 0."""
+    cdef uint64_t bits
+    memcpy(&bits, &x, 8)
+    return <int64_t>bits if bits < _SIGN_BIT else -<int64_t>(bits - _SIGN_BIT)
+
+
+cdef inline double _unkey(int64_t key) noexcept nogil:
+    """The double at position `key` (+0 for 0)."""
+    cdef double x
+    cdef uint64_t bits = <uint64_t>key if key >= 0 else <uint64_t>(-key) + _SIGN_BIT
+    memcpy(&x, &bits, 8)
+    return x
+
+
+cdef inline bint _reaches(int64_t key, double alpha, double j) noexcept nogil:
+    """P_j(d) = [fl(d/α) ≥ j] for the d at position `key`: the kernel's own division."""
+    return _unkey(key) / alpha >= j
+
+
+cdef double _least_reaching(double alpha, double j) noexcept nogil:
+    """T_j: the least double d with fl(d/α) ≥ j, for 0 < α < inf (+inf when no finite d)."""
+    cdef int64_t a = -_KEY_INF, b = _KEY_INF, start = _key(j * alpha), step
+    # invariant: P_j(a) false, P_j(b) true, a < b (the ends: P_j(−inf) false, P_j(+inf) true)
+    if _reaches(start, alpha, j):
+        b = start
+        for step in range(THRESHOLD_WALK):  # down, while the predecessor still reaches j
+            if b - 1 == a:
+                break
+            if not _reaches(b - 1, alpha, j):
+                a = b - 1
+                break
+            b -= 1
+    else:
+        a = start
+        for step in range(THRESHOLD_WALK):  # up, while the point does not reach j
+            if a + 1 == b:
+                break
+            if _reaches(a + 1, alpha, j):
+                b = a + 1
+                break
+            a += 1
+    while b - a > 1:
+        step = (a >> 1) + (b >> 1) + (a & b & 1)  # floor((a + b)/2), no overflow: a < step < b
+        if _reaches(step, alpha, j):
+            b = step
+        else:
+            a = step
+    return _unkey(b)
+
+
+cdef int _fill_thresholds(double* rows, const double* alpha, Py_ssize_t channels,
+                          int bits) noexcept nogil:
+    """T_lo … T_(hi−1) of every channel, row by row (α = 0 rows: zeros, never read)."""
+    cdef int m = (1 << bits) - 1, i
+    cdef double lo = 1.0 - <double>(1 << (bits - 1))
+    cdef Py_ssize_t c
+    for c in range(channels):
+        for i in range(m):
+            rows[c * m + i] = _least_reaching(alpha[c], lo + i) if alpha[c] != 0.0 else 0.0
+    return 0
+
+
+cdef int _set_thresholds(_CodeBook code_book, Py_ssize_t channels, int bits) except -1:
+    """Give `code_book` the thresholds of its channels when its codes are counted (see above)."""
+    cdef Py_ssize_t c
+    cdef Book* book = &code_book.book
+    book.thresholds = NULL
+    book.comparisons = 0
+    if not 1 <= bits <= THRESHOLD_BITS:
+        return 0
+    for c in range(channels):
+        if not 0.0 <= book.alpha[c] < INFINITY:  # NaN, negative or infinite: divide
+            return 0
+    cdef int m = (1 << bits) - 1
+    if channels * m <= MAX_THRESHOLDS:
+        book.thresholds = code_book.few_thresholds
+    else:
+        code_book.many_thresholds = <double*>PyMem_Malloc(channels * m * sizeof(double))
+        if code_book.many_thresholds == NULL:
+            raise MemoryError("no memory for the thresholds of the code book")
+        book.thresholds = code_book.many_thresholds
+    with nogil:
+        _fill_thresholds(<double*>book.thresholds, book.alpha, channels, bits)
+    book.comparisons = m
+    return 0
+
+
+cdef inline const double* _thresholds_of(const Book* b, Py_ssize_t channel) noexcept nogil:
+    """The thresholds of `channel`, or NULL when its codes are divided."""
+    return b.thresholds + channel * b.comparisons if b.thresholds != NULL else NULL
+
+
+cdef inline double _count_reached(double d, const double* thresholds, int m) noexcept nogil:
+    """Σ_j [d ≥ T_j]: how many of the m thresholds d reaches, exactly, as a double."""
+    cdef double n = 0.0
+    cdef int i
+    for i in range(m):
+        n += 1.0 if d >= thresholds[i] else 0.0
+    return n
+
+
+cdef inline void _fq_counted(const real_t* src, out_t* dst, Py_ssize_t n, double alpha,
+                             double beta, double zero, const double* thresholds,
+                             int m) noexcept nogil:
+    """`_fq_run`'s unit-stride loop with counted codes; `m` a constant after inlining."""
+    cdef double t[MAX_THRESHOLDS]
+    cdef double lowest = 1.0 - <double>((m + 1) >> 1)  # lo = 1 − 2^(k−1)
+    cdef Py_ssize_t i
+    memcpy(t, thresholds, m * sizeof(double))
+    for i in range(n):
+        dst[i] = <out_t>(alpha * (lowest + _count_reached(<double>src[i] - beta, t, m) - zero)
+                         + beta)
+
+
+cdef inline void _encode_counted(const real_t* src, code_t* dst, Py_ssize_t n, double beta,
+                                 const double* thresholds, int m) noexcept nogil:
+    """`_encode_run`'s unit-stride loop with counted codes; `m` a constant after inlining."""
+    cdef double t[MAX_THRESHOLDS]
+    cdef double lowest = 1.0 - <double>((m + 1) >> 1)
+    cdef Py_ssize_t i
+    memcpy(t, thresholds, m * sizeof(double))
+    for i in range(n):
+        dst[i] = <code_t>(lowest + _count_reached(<double>src[i] - beta, t, m))
 
 
 # =============================================================================================
@@ -1292,14 +1502,31 @@ def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
 
 cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
                       double alpha, double beta, double low, double high,
-                      double zero) noexcept nogil:
-    """The reconstructions of a run of one channel, the codes never stored."""
+                      double zero, const double* thresholds, int comparisons) noexcept nogil:
+    """The reconstructions of a run of one channel, the codes never stored; the codes are
+    counted against `thresholds` unless NULL."""
     cdef Py_ssize_t i
     cdef double value
     if alpha == 0.0:
         value = alpha * (1.0 - zero) + beta
         for i in range(n):
             _store(dst + i, value)
+        return
+    if thresholds != NULL:  # k ≤ THRESHOLD_BITS: no division (section Thresholds)
+        if out_t is not uint16_t:
+            if stride == sizeof(real_t):
+                if comparisons == 1:
+                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, 1)
+                elif comparisons == 3:
+                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, 3)
+                elif comparisons == 7:
+                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, 7)
+                else:
+                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, MAX_THRESHOLDS)
+                return
+        for i in range(n):
+            _store(dst + i, alpha * (low + 1.0 + _count_reached(
+                <double>_at(src, stride, i) - beta, thresholds, comparisons) - zero) + beta)
         return
     if out_t is not uint16_t:
         if stride == sizeof(real_t):  # unit stride, float32/float64 out: gcc vectorises
