@@ -409,7 +409,7 @@ cdef class _CodeBook:
     """Keeps the α, β vectors of a Book alive while a kernel runs."""
     cdef Book book
     cdef object alpha, beta, safe_alpha
-    cdef double few_thresholds[15]  # MAX_THRESHOLDS: one channel's, without an allocation
+    cdef double few_thresholds[7]   # MAX_THRESHOLDS: one channel's, without an allocation
     cdef double* many_thresholds    # more channels' (PyMem_Malloc), or NULL
 
     def __init__(self, alpha, beta, Py_ssize_t channels, int bits, double zero):
@@ -1127,20 +1127,11 @@ cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
     if alpha == 0.0:
         for i in range(n):
             dst[i] = 1
-    elif thresholds != NULL:  # k ≤ THRESHOLD_BITS: no division (section Thresholds)
-        if stride == sizeof(real_t):
-            if comparisons == 1:
-                _encode_counted(src, dst, n, beta, thresholds, 1)
-            elif comparisons == 3:
-                _encode_counted(src, dst, n, beta, thresholds, 3)
-            elif comparisons == 7:
-                _encode_counted(src, dst, n, beta, thresholds, 7)
-            else:
-                _encode_counted(src, dst, n, beta, thresholds, MAX_THRESHOLDS)
+    elif thresholds != NULL and comparisons < 1 << ENCODE_BITS:  # section Thresholds
+        if comparisons == 1:
+            _encode_counted(src, stride, dst, n, beta, thresholds, 1)
         else:
-            for i in range(n):
-                dst[i] = <code_t>(low + 1.0 + _count_reached(<double>_at(src, stride, i) - beta,
-                                                             thresholds, comparisons))
+            _encode_counted(src, stride, dst, n, beta, thresholds, 3)
     elif stride == sizeof(real_t):  # unit stride: a loop gcc vectorises
         for i in range(n):
             dst[i] = <code_t>_code((<double>src[i] - beta) / alpha, low, high)
@@ -1211,8 +1202,9 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
 cdef enum:
-    THRESHOLD_BITS = 2     # the largest k whose codes are counted, not divided (measured)
-    MAX_THRESHOLDS = 15    # 2^THRESHOLD_BITS − 1
+    THRESHOLD_BITS = 3     # the largest k whose fake_quantize codes are counted (measured)
+    ENCODE_BITS = 2        # the largest k whose encode codes are counted (measured)
+    MAX_THRESHOLDS = 7     # 2^THRESHOLD_BITS − 1
     THRESHOLD_WALK = 4     # neighbours of fl(j·α) tried before bisecting
 
 cdef int64_t _KEY_INF = 0x7FF0000000000000    # key of +inf (and −key of −inf)
@@ -1307,42 +1299,98 @@ cdef int _set_thresholds(_CodeBook code_book, Py_ssize_t channels, int bits) exc
     return 0
 
 
+COUNTED_BITS = {"encode": ENCODE_BITS, "fake_quantize": THRESHOLD_BITS}
+"""The largest k whose codes each kernel counts against thresholds instead of dividing."""
+
+
+def _thresholds(alpha, int bits):
+    """T_lo, …, T_(hi−1) of each channel, as a code book computes them (for the tests).
+
+    Parameters
+    ----------
+    alpha : numpy.ndarray
+        The steps α: a 1-D float64 array, each 0 < α < inf.
+    bits : int
+        k, 1 to 8.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (channels, 2^k − 1): row c holds, for j = lo, …, hi − 1, the least
+        double d with fl(d/α_c) ≥ j (+inf where no finite d has it).
+    """
+    cdef const double[::1] a = _channel_vector(alpha, len(alpha), "alpha")
+    if not 1 <= bits <= 8 or not np.all((np.asarray(a) > 0) & np.isfinite(a)):
+        raise ValueError("bits must be in 1..8 and every alpha in (0, inf)")
+    rows = np.empty((a.shape[0], (1 << bits) - 1), dtype=np.float64)
+    cdef double[:, ::1] r = rows
+    if rows.size:
+        _fill_thresholds(&r[0, 0], &a[0], a.shape[0], bits)
+    return rows
+
+
 cdef inline const double* _thresholds_of(const Book* b, Py_ssize_t channel) noexcept nogil:
     """The thresholds of `channel`, or NULL when its codes are divided."""
     return b.thresholds + channel * b.comparisons if b.thresholds != NULL else NULL
 
 
-cdef inline double _count_reached(double d, const double* thresholds, int m) noexcept nogil:
-    """Σ_j [d ≥ T_j]: how many of the m thresholds d reaches, exactly, as a double."""
-    cdef double n = 0.0
-    cdef int i
-    for i in range(m):
-        n += 1.0 if d >= thresholds[i] else 0.0
-    return n
+cdef inline double _selected(double d, const double* thresholds, const double* values,
+                            int m) noexcept nogil:
+    """values[n] for n = Σ_j [d ≥ T_j]: the last threshold d reaches names the value (the
+    thresholds ascend, so those d reaches are a prefix); branch-free selects."""
+    cdef double value = values[0]
+    cdef int j
+    for j in range(m):
+        value = values[j + 1] if d >= thresholds[j] else value
+    return value
 
 
-cdef inline void _fq_counted(const real_t* src, out_t* dst, Py_ssize_t n, double alpha,
-                             double beta, double zero, const double* thresholds,
+cdef inline void _fq_counted(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
+                             double alpha, double beta, double zero, const double* thresholds,
                              int m) noexcept nogil:
-    """`_fq_run`'s unit-stride loop with counted codes; `m` a constant after inlining."""
+    """`_fq_run` with counted codes; `m` is a constant after inlining. The m + 1
+    reconstructions α(q − z) + β are computed once, by decode's formula, and selected."""
+    cdef double t[MAX_THRESHOLDS]
+    cdef double r[MAX_THRESHOLDS + 1]
+    cdef double lowest = 1.0 - <double>((m + 1) >> 1)  # lo = 1 − 2^(k−1)
+    cdef Py_ssize_t i
+    cdef int j
+    memcpy(t, thresholds, m * sizeof(double))
+    for j in range(m + 1):
+        r[j] = alpha * (lowest + <double>j - zero) + beta
+    if out_t is not uint16_t:
+        if stride == sizeof(real_t):  # unit stride, float32/float64 out: gcc vectorises
+            for i in range(n):
+                dst[i] = <out_t>_selected(<double>src[i] - beta, t, r, m)
+            return
+    for i in range(n):
+        _store(dst + i, _selected(<double>_at(src, stride, i) - beta, t, r, m))
+
+
+cdef inline double _reached(double d, const double* thresholds, int m) noexcept nogil:
+    """Σ_j [d ≥ T_j], the number of thresholds d reaches, exactly, as a double."""
+    cdef double count = 0.0
+    cdef int j
+    for j in range(m):
+        count += 1.0 if d >= thresholds[j] else 0.0
+    return count
+
+
+cdef inline void _encode_counted(const real_t* src, Py_ssize_t stride, code_t* dst,
+                                 Py_ssize_t n, double beta, const double* thresholds,
+                                 int m) noexcept nogil:
+    """`_encode_run` with counted codes q = lo + Σ_j [d ≥ T_j]; `m` is a constant after
+    inlining."""
     cdef double t[MAX_THRESHOLDS]
     cdef double lowest = 1.0 - <double>((m + 1) >> 1)  # lo = 1 − 2^(k−1)
     cdef Py_ssize_t i
     memcpy(t, thresholds, m * sizeof(double))
-    for i in range(n):
-        dst[i] = <out_t>(alpha * (lowest + _count_reached(<double>src[i] - beta, t, m) - zero)
-                         + beta)
-
-
-cdef inline void _encode_counted(const real_t* src, code_t* dst, Py_ssize_t n, double beta,
-                                 const double* thresholds, int m) noexcept nogil:
-    """`_encode_run`'s unit-stride loop with counted codes; `m` a constant after inlining."""
-    cdef double t[MAX_THRESHOLDS]
-    cdef double lowest = 1.0 - <double>((m + 1) >> 1)
-    cdef Py_ssize_t i
-    memcpy(t, thresholds, m * sizeof(double))
-    for i in range(n):
-        dst[i] = <code_t>(lowest + _count_reached(<double>src[i] - beta, t, m))
+    if stride == sizeof(real_t):
+        for i in range(n):
+            dst[i] = <code_t>(lowest + _reached(<double>src[i] - beta, t, m))
+    else:
+        for i in range(n):
+            dst[i] = <code_t>(lowest + _reached(<double>_at(src, stride, i) - beta, t, m))
 
 
 # =============================================================================================
@@ -1513,20 +1561,12 @@ cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize
             _store(dst + i, value)
         return
     if thresholds != NULL:  # k ≤ THRESHOLD_BITS: no division (section Thresholds)
-        if out_t is not uint16_t:
-            if stride == sizeof(real_t):
-                if comparisons == 1:
-                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, 1)
-                elif comparisons == 3:
-                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, 3)
-                elif comparisons == 7:
-                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, 7)
-                else:
-                    _fq_counted(src, dst, n, alpha, beta, zero, thresholds, MAX_THRESHOLDS)
-                return
-        for i in range(n):
-            _store(dst + i, alpha * (low + 1.0 + _count_reached(
-                <double>_at(src, stride, i) - beta, thresholds, comparisons) - zero) + beta)
+        if comparisons == 1:
+            _fq_counted(src, stride, dst, n, alpha, beta, zero, thresholds, 1)
+        elif comparisons == 3:
+            _fq_counted(src, stride, dst, n, alpha, beta, zero, thresholds, 3)
+        else:
+            _fq_counted(src, stride, dst, n, alpha, beta, zero, thresholds, MAX_THRESHOLDS)
         return
     if out_t is not uint16_t:
         if stride == sizeof(real_t):  # unit stride, float32/float64 out: gcc vectorises
