@@ -143,15 +143,15 @@ def test_thresholds_refuse_steps_they_are_not_defined_for():
 def boundary_values(alpha: float, beta: float, bits: int) -> np.ndarray:
     """w on fl(j·α) + β and on T_j + β (j = lo − 1 … hi), one ulp either side, finite."""
     low, high = code_range(bits)
-    points = []
+    placed = []
     with np.errstate(all="ignore"):
         for j in range(low - 1, high + 1):
             for d in (np.float64(j) * np.float64(alpha), np.float64(oracle_threshold(alpha, j))):
                 if np.isfinite(d):
-                    points.extend([d + beta, d])  # with β = 0, d itself is w − β exactly
-        points = np.array(points, dtype=np.float64)
-        points = np.concatenate([points, np.nextafter(points, -np.inf),
-                                 np.nextafter(points, np.inf), [beta, 0.0, -0.0]])
+                    placed.extend([d + beta, d])  # with β = 0, d itself is w − β exactly
+        on = np.array(placed, dtype=np.float64)
+        points = np.concatenate([on, np.nextafter(on, -np.inf), np.nextafter(on, np.inf),
+                                 [beta, 0.0, -0.0]])
     return points[np.isfinite(points)]
 
 

@@ -1127,7 +1127,7 @@ cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
     if alpha == 0.0:
         for i in range(n):
             dst[i] = 1
-    elif thresholds != NULL and comparisons < 1 << ENCODE_BITS:  # section Thresholds
+    elif _counting_pays(thresholds, comparisons, n, ENCODE_BITS):  # section Thresholds
         if comparisons == 1:
             _encode_counted(src, stride, dst, n, beta, thresholds, 1)
         else:
@@ -1332,6 +1332,14 @@ def _thresholds(alpha, int bits):
 cdef inline const double* _thresholds_of(const Book* b, Py_ssize_t channel) noexcept nogil:
     """The thresholds of `channel`, or NULL when its codes are divided."""
     return b.thresholds + channel * b.comparisons if b.thresholds != NULL else NULL
+
+
+cdef inline bint _counting_pays(const double* thresholds, int comparisons, Py_ssize_t n,
+                                int largest_bits) noexcept nogil:
+    """Whether a run of n values is coded by comparisons: thresholds exist, k ≤ largest_bits,
+    and the run is long enough to repay copying them (runs of 9, the 3×3 kernels of a conv
+    weight along axis 1, divide at k = 3: measured)."""
+    return thresholds != NULL and comparisons < (1 << largest_bits) and n > 2 * comparisons
 
 
 cdef inline double _selected(double d, const double* thresholds, const double* values,
@@ -1560,7 +1568,7 @@ cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize
         for i in range(n):
             _store(dst + i, value)
         return
-    if thresholds != NULL:  # k ≤ THRESHOLD_BITS: no division (section Thresholds)
+    if _counting_pays(thresholds, comparisons, n, THRESHOLD_BITS):  # section Thresholds
         if comparisons == 1:
             _fq_counted(src, stride, dst, n, alpha, beta, zero, thresholds, 1)
         elif comparisons == 3:
