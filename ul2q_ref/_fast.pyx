@@ -1155,8 +1155,9 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 # Thresholds: the codes of small k by comparisons instead of a division
 # =============================================================================================
 #
-# Used by `_encode_run` and `_fq_run` (runs with one α, β) for k ≤ THRESHOLD_BITS; runs along
-# the channel axis (`_encode_vec`, `_fq_vec`) and larger k divide, as the encode section says.
+# Used by `_fq_run` for k ≤ THRESHOLD_BITS and `_encode_run` for k ≤ ENCODE_BITS (runs with
+# one α, β, longer than 2(2^k − 1) values: `_counting_pays`); runs along the channel axis
+# (`_encode_vec`, `_fq_vec`), short runs and larger k divide, as the encode section says.
 #
 # Obligation: the same code q = clip(floor(t) + 1, lo, hi), t = fl(d/α), d = fl(w − β), as the
 # division loop (and so the twin), for every finite w, finite β and 0 < α < +inf, without
@@ -1171,31 +1172,43 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #    correct rounding is non-decreasing. So P_j(d) := [fl(d/α) ≥ j] is monotone, and
 #    P_j(+inf) is true (+inf ≥ j), P_j(−inf) false. Hence { d : P_j(d) } is an up-set with a
 #    least element T_j ∈ (−inf, +inf], and P_j(d) ⟺ d ≥ T_j for every d in [−inf, +inf] —
-#    including d = ±inf, which fl(w − β) can be when w − β overflows.
+#    including d = ±inf, which fl(w − β) can be when w − β overflows. (T_0 can be negative:
+#    a tiny negative d/α rounds to −0, and −0 ≥ 0; the twin's floor(−0) + 1 = 1 agrees.)
+#    P_(j+1) implies P_j, so T_lo ≤ T_(lo+1) ≤ … ≤ T_(hi−1): the thresholds ascend.
 # 3. Finding T_j (`_least_reaching`, once per channel when the code book is made): work on
 #    the integer keys of the ordered doubles (`_key`: −0 and +0 both key 0, consecutive keys
 #    are neighbouring doubles, −inf and +inf are the ends). The search keeps an interval
-#    [a, b] of keys with P_j(a) false and P_j(b) true; it starts at fl(j·α), walks a few
-#    neighbours (T_j is usually within one or two ulps of fl(j·α)) and, if the walk has not
-#    ended, bisects what is left between the ends. It stops when b = a + 1, so P_j holds at
-#    b and not at b's predecessor: by monotonicity, b is the least element, T_j. Every P_j
-#    evaluated is the division the kernel would do, fl(d/α) in float64 (no fast-math,
-#    SSE2/AVX: one correctly rounded division), so the thresholds are exact for the very
+#    [a, b] of keys with P_j(a) false and P_j(b) true, starting from the ends; it tests
+#    fl(j·α), gallops away from it (steps 1, 2, 4, … towards the boundary: T_j is usually
+#    an ulp or two from fl(j·α), so two or three divisions find it) until a test flips, and
+#    bisects what is left. It stops when b = a + 1, so P_j holds at b and not at b's
+#    predecessor: by monotonicity, b is the least element, T_j. At most ~130 divisions.
+#    Every P_j evaluated is the division the kernel would do, fl(d/α) in float64 (no
+#    fast-math: one correctly rounded division), so the thresholds are exact for the very
 #    quotient the twin computes; nothing about fl(j·α) (overflow, subnormal α, underflow) is
-#    assumed — it is only a starting point.
-# 4. Per element: n = Σ_j [d ≥ T_j] counts in float64 (0/1 terms, exact), q = lo + n is exact,
-#    and the reconstruction is decode's formula with decode's rounding, as before. The
-#    comparisons are branch-free, so gcc vectorises the unit-stride loops; the thresholds are
-#    copied into a local array first so that no store to the output can alias them.
+#    assumed — it is only where the search looks first.
+# 4. Per element, d = (double)w − β, as in the division loop. encode (`_encode_counted`):
+#    q = lo + Σ_j [d ≥ T_j], summed in float64 (0/1 terms: exact). fake_quantize
+#    (`_fq_counted`): the 2^k reconstructions r_q = α(q − z) + β are computed once per run
+#    with decode's formula (the same operations in the same order, so the same doubles), and
+#    each element selects r_q: since the thresholds ascend, the ones d reaches are a prefix,
+#    and the last one reached names q. The float64 value is then rounded once to the output
+#    dtype, as decode does. The comparisons and selects are branch-free, so gcc vectorises
+#    the unit-stride loops; the thresholds are copied into a local array first, so that no
+#    store to the output can alias them.
 #
 # α = 0 keeps its own branch (code 1). A code book with any α outside [0, +inf) (which the
 # public layer never passes) gets no thresholds, and its runs divide.
 #
-# Crossover (docs/performance.md, "Codes by comparisons"): 2^k − 1 comparisons replace one
-# division per element.
+# Crossover, measured on one thread of the Intel Xeon (AVX-512), fused kernel new/old:
+# 2^k − 1 compare-and-selects against one division per element (~2 cycles): k = 1, 2 take
+# 0.34–0.50x the time, k = 3 0.69–0.87x, k = 4 0.98–1.35x (so k ≤ 3 count). encode's
+# int8 stores cost more: k = 1 0.44x, k = 2 0.90–0.96x, k = 3 1.2–1.4x (so k ≤ 2).
+# docs/performance.md, "Codes by comparisons", has the runs and the commands.
 #
-# Tests: tests/test_fast_thresholds.py (values on fl(j·α) + β, on T_j + β and one ulp either
-# side, extreme α, far β, constant channels, strided input, every k that uses thresholds).
+# Tests: tests/test_fast_thresholds.py (the thresholds against an exact rational oracle;
+# both kernels on fl(j·α) + β, on T_j + β and one ulp either side, extreme α, far β,
+# constant channels, both axes, strided input, k = 1..4).
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport INFINITY
@@ -1205,7 +1218,6 @@ cdef enum:
     THRESHOLD_BITS = 3     # the largest k whose fake_quantize codes are counted (measured)
     ENCODE_BITS = 2        # the largest k whose encode codes are counted (measured)
     MAX_THRESHOLDS = 7     # 2^THRESHOLD_BITS − 1
-    THRESHOLD_WALK = 4     # neighbours of fl(j·α) tried before bisecting
 
 cdef int64_t _KEY_INF = 0x7FF0000000000000    # key of +inf (and −key of −inf)
 cdef uint64_t _SIGN_BIT = 0x8000000000000000  # of a double
@@ -1233,32 +1245,34 @@ cdef inline bint _reaches(int64_t key, double alpha, double j) noexcept nogil:
 
 cdef double _least_reaching(double alpha, double j) noexcept nogil:
     """T_j: the least double d with fl(d/α) ≥ j, for 0 < α < inf (+inf when no finite d)."""
-    cdef int64_t a = -_KEY_INF, b = _KEY_INF, start = _key(j * alpha), step
-    # invariant: P_j(a) false, P_j(b) true, a < b (the ends: P_j(−inf) false, P_j(+inf) true)
-    if _reaches(start, alpha, j):
+    cdef int64_t a = -_KEY_INF, b = _KEY_INF, start = _key(j * alpha), probe
+    cdef uint64_t step = 1
+    # invariant: P_j(a) false, P_j(b) true, a < b (the ends: P_j(−inf) false, P_j(+inf) true);
+    # b − a may exceed INT64_MAX, so it is compared as uint64 (exact: 0 < b − a < 2^64)
+    if _reaches(start, alpha, j):  # gallop down: b − 1, b − 3, b − 7, … until one fails
         b = start
-        for step in range(THRESHOLD_WALK):  # down, while the predecessor still reaches j
-            if b - 1 == a:
+        while step < <uint64_t>b - <uint64_t>a:
+            probe = b - <int64_t>step
+            if not _reaches(probe, alpha, j):
+                a = probe
                 break
-            if not _reaches(b - 1, alpha, j):
-                a = b - 1
-                break
-            b -= 1
-    else:
+            b = probe
+            step *= 2
+    else:  # gallop up from a = fl(j·α) until a point reaches j
         a = start
-        for step in range(THRESHOLD_WALK):  # up, while the point does not reach j
-            if a + 1 == b:
+        while step < <uint64_t>b - <uint64_t>a:
+            probe = a + <int64_t>step
+            if _reaches(probe, alpha, j):
+                b = probe
                 break
-            if _reaches(a + 1, alpha, j):
-                b = a + 1
-                break
-            a += 1
-    while b - a > 1:
-        step = (a >> 1) + (b >> 1) + (a & b & 1)  # floor((a + b)/2), no overflow: a < step < b
-        if _reaches(step, alpha, j):
-            b = step
+            a = probe
+            step *= 2
+    while b - a > 1:  # bisect (now b − a ≤ 2^63: the gallop's last step, or the walk ended)
+        probe = (a >> 1) + (b >> 1) + (a & b & 1)  # floor((a + b)/2): a < probe < b
+        if _reaches(probe, alpha, j):
+            b = probe
         else:
-            a = step
+            a = probe
     return _unkey(b)
 
 
@@ -1286,7 +1300,7 @@ cdef int _set_thresholds(_CodeBook code_book, Py_ssize_t channels, int bits) exc
         if not 0.0 <= book.alpha[c] < INFINITY:  # NaN, negative or infinite: divide
             return 0
     cdef int m = (1 << bits) - 1
-    if channels * m <= MAX_THRESHOLDS:
+    if channels * m * sizeof(double) <= sizeof(code_book.few_thresholds):
         book.thresholds = code_book.few_thresholds
     else:
         code_book.many_thresholds = <double*>PyMem_Malloc(channels * m * sizeof(double))
