@@ -1179,10 +1179,10 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #    the integer keys of the ordered doubles (`_key`: −0 and +0 both key 0, consecutive keys
 #    are neighbouring doubles, −inf and +inf are the ends). The search keeps an interval
 #    [a, b] of keys with P_j(a) false and P_j(b) true, starting from the ends; it tests
-#    fl(j·α), gallops away from it (steps 1, 2, 4, … towards the boundary: T_j is usually
-#    an ulp or two from fl(j·α), so two or three divisions find it) until a test flips, and
-#    bisects what is left. It stops when b = a + 1, so P_j holds at b and not at b's
-#    predecessor: by monotonicity, b is the least element, T_j. At most ~130 divisions.
+#    fl(j·α) (for j = 0: fl(−α·2^−1075)), gallops away from it (steps 1, 2, 4, … towards
+#    the boundary: T_j is usually an ulp or two away, two or three divisions) until a test
+#    flips, and bisects what is left. It stops when b = a + 1, so P_j holds at b and not at
+#    b's predecessor: by monotonicity, b is the least element, T_j. At most ~130 divisions.
 #    Every P_j evaluated is the division the kernel would do, fl(d/α) in float64 (no
 #    fast-math: one correctly rounded division), so the thresholds are exact for the very
 #    quotient the twin computes; nothing about fl(j·α) (overflow, subnormal α, underflow) is
@@ -1245,7 +1245,10 @@ cdef inline bint _reaches(int64_t key, double alpha, double j) noexcept nogil:
 
 cdef double _least_reaching(double alpha, double j) noexcept nogil:
     """T_j: the least double d with fl(d/α) ≥ j, for 0 < α < inf (+inf when no finite d)."""
-    cdef int64_t a = -_KEY_INF, b = _KEY_INF, start = _key(j * alpha), probe
+    cdef int64_t a = -_KEY_INF, b = _KEY_INF, probe
+    # where T_j should be: near fl(j·α), except T_0 near −α·2^−1075 (quotients above −2^−1075
+    # round to −0, which reaches 0); only a starting point, the tests below decide
+    cdef int64_t start = _key(j * alpha if j != 0.0 else ldexp(-alpha, -1075))
     cdef uint64_t step = 1
     # invariant: P_j(a) false, P_j(b) true, a < b (the ends: P_j(−inf) false, P_j(+inf) true);
     # b − a may exceed INT64_MAX, so it is compared as uint64 (exact: 0 < b − a < 2^64)
