@@ -1,8 +1,10 @@
 """The codes of small k by comparisons (``_fast.pyx``, section "Thresholds") are the twin's.
 
 For k ≤ ``_fast.COUNTED_BITS[kernel]`` the compiled ``encode`` and ``fake_quantize`` find the
-code of w without dividing: q = lo + #{ j : d ≥ T_j }, d = fl(w − β), where T_j is the least
-double d with fl(d/α) ≥ j, found once per channel. Two things are checked here:
+codes of a run of one channel of at least ``_fast.COUNTED_RUN_LENGTH``·2^k values without
+dividing: q = lo + #{ j : d ≥ T_j }, d = fl(w − β), where T_j is the least double d with
+fl(d/α) ≥ j, found once per run. The arrays below are laid out so that every run is that
+long (`long_enough`). Two things are checked here:
 
 * the thresholds themselves, against an independent oracle in exact rational arithmetic
   (:func:`oracle_threshold`: fl(x) ≥ j exactly when x ≥ m_j, the midpoint between j and the
@@ -45,6 +47,14 @@ TINIEST = 5e-324  # the smallest subnormal, 2^-1074
 ALPHAS = (0.25, 0.1, 0.9957 * 0.05, 0.7, 1e-310, TINIEST, 3 * TINIEST, 2.0**-1022,
           2.0**-1022 * 1.5, 1e-300, 1e300, 2.0**1000, 1.7e308, LARGEST)
 BETAS = (0.0, 3.0, -123456.789, 1e300, -2.5e-310)
+
+
+TASK = 16384  # elements per task of the elementwise kernels (ELEMENT_TASK): runs end there
+
+
+def long_enough(run: int, bits: int) -> bool:
+    """Whether a run of `run` values at k = `bits` is counted (k small enough aside)."""
+    return run >= _fast.COUNTED_RUN_LENGTH * 2**bits
 
 
 def counted_bits() -> int:
@@ -189,8 +199,9 @@ def expected_codes(d: np.ndarray, alpha: float, bits: int) -> np.ndarray:
 @pytest.mark.parametrize("bits", bit_widths())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_per_tensor_codes_on_and_next_to_every_threshold(bits, dtype):
+    assert long_enough(TASK, bits)
     for alpha, beta in itertools.product(ALPHAS, BETAS):
-        weights = weights_of(boundary_values(alpha, beta, bits), dtype)
+        weights = np.resize(weights_of(boundary_values(alpha, beta, bits), dtype), TASK)
         a, b = np.array([alpha]), np.array([beta])
         both_kernels(weights, a, b, bits, None)
         if beta == 0.0:  # d = w exactly: the codes are the oracle's count
@@ -199,12 +210,16 @@ def test_per_tensor_codes_on_and_next_to_every_threshold(bits, dtype):
                                                         bits))
 
 
+ROW = 2048  # values per channel: rows and half rows are long runs, and tasks end between rows
+
+
 def per_channel_rows(bits: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One channel per (α, β) pair (values on and around its thresholds, padded by
-    repetition to a common even length) and a constant channel with α = 0."""
+    """One channel per (α, β) pair (values on and around its thresholds, repeated to fill a
+    row of `ROW` values) and a constant channel with α = 0."""
     pairs = list(itertools.product(ALPHAS, BETAS[:3]))
     rows = [weights_of(boundary_values(alpha, beta, bits), dtype) for alpha, beta in pairs]
-    length = 2 * ((max(len(row) for row in rows) + 1) // 2)
+    assert max(len(row) for row in rows) <= ROW
+    length = ROW
     constant = np.full(length, 0.375, dtype=dtype)
     weights = np.stack([np.resize(row, length) for row in rows] + [constant])
     alpha = np.array([alpha for alpha, _ in pairs] + [0.0])
@@ -217,6 +232,7 @@ def per_channel_rows(bits: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def test_per_channel_codes_on_both_axes_and_strided(bits, dtype):
     weights, alpha, beta = per_channel_rows(bits, dtype)
     channels, length = weights.shape
+    assert TASK % length == 0 and (bits > counted_bits() or long_enough(length // 2, bits))
     both_kernels(weights, alpha, beta, bits, 0)  # axis 0: each channel one run
     middle = np.ascontiguousarray(np.moveaxis(weights.reshape(channels, 2, length // 2), 0, 1))
     both_kernels(middle, alpha, beta, bits, 1)  # a non-innermost axis: a run per (row, channel)
@@ -225,14 +241,15 @@ def test_per_channel_codes_on_both_axes_and_strided(bits, dtype):
     both_kernels(spaced[:, ::2], alpha, beta, bits, 0)  # stride 2: the non-unit-stride loops
     both_kernels(weights[:, ::-1], alpha, beta, bits, 0)  # negative stride
     both_kernels(weights.T, alpha, beta, bits, 1)  # the channel axis innermost: divided
-    both_kernels(np.asfortranarray(middle), alpha, beta, bits, 1)
+    both_kernels(np.asfortranarray(middle), alpha, beta, bits, 1)  # runs of 2: divided
+    both_kernels(weights[:, :100], alpha, beta, bits, 0)  # short runs: divided
 
 
 @pytest.mark.parametrize("bits", bit_widths())
 def test_constant_channels_from_their_own_moments(bits):
     """σ = 0 gives α = 0 (code 1 everywhere) beside channels that use thresholds."""
     rng = np.random.default_rng(bits)
-    weights = rng.standard_normal((4, 300)).astype(np.float32)
+    weights = rng.standard_normal((4, TASK // 4)).astype(np.float32)
     weights[1] = np.float32(-2.75)
     weights[3] = np.float32(1e-30)
     mean, std = kernels.reference.moments(weights, 0)
@@ -245,18 +262,20 @@ def test_constant_channels_from_their_own_moments(bits):
 @pytest.mark.parametrize("bits", bit_widths())
 def test_quotients_that_overflow_or_underflow(bits):
     """w − β overflowing to ±inf (its quotient ±inf), and quotients rounding to ±0."""
-    weights = np.array([LARGEST, -LARGEST, 1e308, -1e308, TINIEST, -TINIEST, 0.0, -0.0, 1.0])
+    weights = np.resize([LARGEST, -LARGEST, 1e308, -1e308, TINIEST, -TINIEST, 0.0, -0.0, 1.0],
+                        TASK)
     for alpha, beta in itertools.product((TINIEST, 1e-300, 1.0, 1e300, LARGEST),
                                          (LARGEST, -LARGEST, 0.0, -TINIEST)):
         both_kernels(weights, np.array([alpha]), np.array([beta]), bits, None)
 
 
 def test_long_runs_of_random_weights():
-    """Many tasks and the vectorised loops' tails: random weights of every size up to 3 tasks'
-    worth, per tensor with α = λσ as training uses it."""
+    """Runs just below and at the length that is counted, many tasks, the vectorised loops'
+    tails: random weights per tensor, with α = λσ as training uses it."""
     rng = np.random.default_rng(7)
     for bits in bit_widths():
-        for size in (1, 7, 8, 9, 17, 1000, 3 * 16384 + 5):
+        run = _fast.COUNTED_RUN_LENGTH * 2**bits
+        for size in (1, 7, 8, 9, 17, run - 1, run, run + 7, 3 * TASK + 5):
             weights = rng.standard_normal(size).astype(np.float32)
             mean, std = kernels.reference.moments(weights, None)
             both_kernels(weights, 0.9957 * std, mean, bits, None)

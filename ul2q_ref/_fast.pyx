@@ -401,16 +401,12 @@ cdef struct Book:              # the code book, as the runs read it
     double low                # lo − 1 = −2^(k−1): the clip bounds of t (encode)
     double high               # hi − 1 = 2^(k−1) − 1
     double zero               # the zero point z (decode)
-    const double* thresholds  # T_j of each channel, or NULL: divide (see Thresholds)
-    int comparisons           # thresholds per channel, 2^k − 1 (0 without thresholds)
 
 
 cdef class _CodeBook:
     """Keeps the α, β vectors of a Book alive while a kernel runs."""
     cdef Book book
     cdef object alpha, beta, safe_alpha
-    cdef double few_thresholds[7]   # MAX_THRESHOLDS: one channel's, without an allocation
-    cdef double* many_thresholds    # more channels' (PyMem_Malloc), or NULL
 
     def __init__(self, alpha, beta, Py_ssize_t channels, int bits, double zero):
         cdef const double[::1] a, b, sa
@@ -426,10 +422,6 @@ cdef class _CodeBook:
         self.book.low = -<double>(1 << (bits - 1)) if bits > 0 else 0.0
         self.book.high = <double>(1 << (bits - 1)) - 1.0 if bits > 0 else 0.0
         self.book.zero = zero
-        _set_thresholds(self, channels, bits)
-
-    def __dealloc__(self):
-        PyMem_Free(self.many_thresholds)
 
 
 cdef object _elementwise(source, alpha, beta, int bits, double zero, axis, dtype):
@@ -521,14 +513,12 @@ cdef inline void _run(const source_t* src, Py_ssize_t stride, target_t* dst, Py_
             _encode_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel,
                         b.safe_alpha + channel, b.low, b.high)
         else:
-            _encode_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high,
-                        _thresholds_of(b, channel), b.comparisons)
+            _encode_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high)
     elif per_element:  # fake_quantize
         _fq_vec(src, stride, dst, n, b.alpha + channel, b.beta + channel,
                 b.safe_alpha + channel, b.low, b.high, b.zero)
     else:
-        _fq_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high, b.zero,
-                _thresholds_of(b, channel), b.comparisons)
+        _fq_run(src, stride, dst, n, b.alpha[channel], b.beta[channel], b.low, b.high, b.zero)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1120,18 +1110,18 @@ cdef inline double _code(double t, double low, double high) noexcept nogil:
 
 
 cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_ssize_t n,
-                          double alpha, double beta, double low, double high,
-                          const double* thresholds, int comparisons) noexcept nogil:
-    """The codes of a run of one channel; counted against `thresholds` unless NULL."""
+                          double alpha, double beta, double low, double high) noexcept nogil:
+    """The codes of a run of one channel (long runs of small k: by comparisons)."""
+    cdef int m = <int>(high - low)  # 2^k − 1
     cdef Py_ssize_t i
     if alpha == 0.0:
         for i in range(n):
             dst[i] = 1
-    elif _counting_pays(thresholds, comparisons, n, ENCODE_BITS):  # section Thresholds
-        if comparisons == 1:
-            _encode_counted(src, stride, dst, n, beta, thresholds, 1)
+    elif _counting_pays(alpha, m, n, ENCODE_BITS):  # section Thresholds
+        if m == 1:
+            _encode_counted(src, stride, dst, n, alpha, beta, 1)
         else:
-            _encode_counted(src, stride, dst, n, beta, thresholds, 3)
+            _encode_counted(src, stride, dst, n, alpha, beta, 3)
     elif stride == sizeof(real_t):  # unit stride: a loop gcc vectorises
         for i in range(n):
             dst[i] = <code_t>_code((<double>src[i] - beta) / alpha, low, high)
@@ -1155,9 +1145,10 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 # Thresholds: the codes of small k by comparisons instead of a division
 # =============================================================================================
 #
-# Used by `_fq_run` for k ≤ THRESHOLD_BITS and `_encode_run` for k ≤ ENCODE_BITS (runs with
-# one α, β, longer than 2(2^k − 1) values: `_counting_pays`); runs along the channel axis
-# (`_encode_vec`, `_fq_vec`), short runs and larger k divide, as the encode section says.
+# Used by `_fq_run` for k ≤ THRESHOLD_BITS and `_encode_run` for k ≤ ENCODE_BITS, on runs of
+# one α, β with at least COUNTED_RUN·2^k values (`_counting_pays`); runs along the channel
+# axis (`_encode_vec`, `_fq_vec`), shorter runs and larger k divide, as the encode section
+# says. Nothing is stored in the code book: each counted run finds its own thresholds.
 #
 # Obligation: the same code q = clip(floor(t) + 1, lo, hi), t = fl(d/α), d = fl(w − β), as the
 # division loop (and so the twin), for every finite w, finite β and 0 < α < +inf, without
@@ -1175,7 +1166,7 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #    including d = ±inf, which fl(w − β) can be when w − β overflows. (T_0 can be negative:
 #    a tiny negative d/α rounds to −0, and −0 ≥ 0; the twin's floor(−0) + 1 = 1 agrees.)
 #    P_(j+1) implies P_j, so T_lo ≤ T_(lo+1) ≤ … ≤ T_(hi−1): the thresholds ascend.
-# 3. Finding T_j (`_least_reaching`, once per channel when the code book is made): work on
+# 3. Finding T_j (`_least_reaching`, at the start of each counted run): work on
 #    the integer keys of the ordered doubles (`_key`: −0 and +0 both key 0, consecutive keys
 #    are neighbouring doubles, −inf and +inf are the ends). The search keeps an interval
 #    [a, b] of keys with P_j(a) false and P_j(b) true, starting from the ends; it tests
@@ -1197,20 +1188,22 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #    the unit-stride loops; the thresholds are copied into a local array first, so that no
 #    store to the output can alias them.
 #
-# α = 0 keeps its own branch (code 1). A code book with any α outside [0, +inf) (which the
-# public layer never passes) gets no thresholds, and its runs divide.
+# α = 0 keeps its own branch (code 1); a run whose α is not in (0, +inf) (which the public
+# layer never passes) divides.
 #
-# Crossover, measured on one thread of the Intel Xeon (AVX-512), fused kernel new/old:
-# 2^k − 1 compare-and-selects against one division per element (~2 cycles): k = 1, 2 take
-# 0.34–0.50x the time, k = 3 0.69–0.87x, k = 4 0.98–1.35x (so k ≤ 3 count). encode's
-# int8 stores cost more: k = 1 0.44x, k = 2 0.90–0.96x, k = 3 1.2–1.4x (so k ≤ 2).
-# docs/performance.md, "Codes by comparisons", has the runs and the commands.
+# Crossover, measured on one thread of the Intel Xeon (AVX-512), new time/old time: per
+# element, 2^k − 1 compare-and-selects replace one division (~2 cycles). fake_quantize: k = 1,
+# 2 take 0.32–0.52x, k = 3 0.61–0.87x, k = 4 1.07–1.35x (so k ≤ 3). encode stores int8 codes
+# and gains less: k = 1 0.42–0.45x, k = 2 0.87–0.97x, k = 3 1.2–1.4x (so k ≤ 2). Per run the
+# search costs ~2–3 divisions per threshold (more for T_0, whose tests divide subnormals):
+# with COUNTED_RUN = 128, 1,000 values per tensor and 64 channels of 27 or 576 (k = 3) take
+# 0.91–1.0x, 64 channels of 576 at k = 1, 2 0.68–0.80x; at 64 (runs of 512 counted at k = 3)
+# 64 × 576 took 1.03x. docs/performance.md, "Codes by comparisons", has the runs.
 #
 # Tests: tests/test_fast_thresholds.py (the thresholds against an exact rational oracle;
 # both kernels on fl(j·α) + β, on T_j + β and one ulp either side, extreme α, far β,
 # constant channels, both axes, strided input, k = 1..4).
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
@@ -1218,6 +1211,7 @@ cdef enum:
     THRESHOLD_BITS = 3     # the largest k whose fake_quantize codes are counted (measured)
     ENCODE_BITS = 2        # the largest k whose encode codes are counted (measured)
     MAX_THRESHOLDS = 7     # 2^THRESHOLD_BITS − 1
+    COUNTED_RUN = 128      # a run is counted from COUNTED_RUN·2^k values on (measured)
 
 cdef int64_t _KEY_INF = 0x7FF0000000000000    # key of +inf (and −key of −inf)
 cdef uint64_t _SIGN_BIT = 0x8000000000000000  # of a double
@@ -1279,45 +1273,19 @@ cdef double _least_reaching(double alpha, double j) noexcept nogil:
     return _unkey(b)
 
 
-cdef int _fill_thresholds(double* rows, const double* alpha, Py_ssize_t channels,
-                          int bits) noexcept nogil:
-    """T_lo … T_(hi−1) of every channel, row by row (α = 0 rows: zeros, never read)."""
-    cdef int m = (1 << bits) - 1, i
-    cdef double lo = 1.0 - <double>(1 << (bits - 1))
-    cdef Py_ssize_t c
-    for c in range(channels):
-        for i in range(m):
-            rows[c * m + i] = _least_reaching(alpha[c], lo + i) if alpha[c] != 0.0 else 0.0
-    return 0
-
-
-cdef int _set_thresholds(_CodeBook code_book, Py_ssize_t channels, int bits) except -1:
-    """Give `code_book` the thresholds of its channels when its codes are counted (see above)."""
-    cdef Py_ssize_t c
-    cdef Book* book = &code_book.book
-    book.thresholds = NULL
-    book.comparisons = 0
-    if not 1 <= bits <= THRESHOLD_BITS:
-        return 0
-    for c in range(channels):
-        if not 0.0 <= book.alpha[c] < INFINITY:  # NaN, negative or infinite: divide
-            return 0
-    cdef int m = (1 << bits) - 1
-    if channels * m * sizeof(double) <= sizeof(code_book.few_thresholds):
-        book.thresholds = code_book.few_thresholds
-    else:
-        code_book.many_thresholds = <double*>PyMem_Malloc(channels * m * sizeof(double))
-        if code_book.many_thresholds == NULL:
-            raise MemoryError("no memory for the thresholds of the code book")
-        book.thresholds = code_book.many_thresholds
-    with nogil:
-        _fill_thresholds(<double*>book.thresholds, book.alpha, channels, bits)
-    book.comparisons = m
-    return 0
+cdef void _find_thresholds(double* thresholds, double alpha, int m) noexcept nogil:
+    """T_lo, …, T_(hi−1) for the step α (0 < α < inf), m = 2^k − 1 of them."""
+    cdef double lo = <double>(1 - ((m + 1) >> 1))  # 1 − 2^(k−1)
+    cdef int i
+    for i in range(m):
+        thresholds[i] = _least_reaching(alpha, lo + i)
 
 
 COUNTED_BITS = {"encode": ENCODE_BITS, "fake_quantize": THRESHOLD_BITS}
 """The largest k whose codes each kernel counts against thresholds instead of dividing."""
+
+COUNTED_RUN_LENGTH = COUNTED_RUN
+"""A run of one channel is counted when it holds at least COUNTED_RUN_LENGTH·2^k values."""
 
 
 def _thresholds(alpha, int bits):
@@ -1339,24 +1307,20 @@ def _thresholds(alpha, int bits):
     cdef const double[::1] a = _channel_vector(alpha, len(alpha), "alpha")
     if not 1 <= bits <= 8 or not np.all((np.asarray(a) > 0) & np.isfinite(a)):
         raise ValueError("bits must be in 1..8 and every alpha in (0, inf)")
-    rows = np.empty((a.shape[0], (1 << bits) - 1), dtype=np.float64)
+    cdef int m = (1 << bits) - 1
+    rows = np.empty((a.shape[0], m), dtype=np.float64)
     cdef double[:, ::1] r = rows
-    if rows.size:
-        _fill_thresholds(&r[0, 0], &a[0], a.shape[0], bits)
+    cdef Py_ssize_t c
+    for c in range(a.shape[0]):
+        _find_thresholds(&r[c, 0], a[c], m)
     return rows
 
 
-cdef inline const double* _thresholds_of(const Book* b, Py_ssize_t channel) noexcept nogil:
-    """The thresholds of `channel`, or NULL when its codes are divided."""
-    return b.thresholds + channel * b.comparisons if b.thresholds != NULL else NULL
-
-
-cdef inline bint _counting_pays(const double* thresholds, int comparisons, Py_ssize_t n,
+cdef inline bint _counting_pays(double alpha, int m, Py_ssize_t n,
                                 int largest_bits) noexcept nogil:
-    """Whether a run of n values is coded by comparisons: thresholds exist, k ≤ largest_bits,
-    and the run is long enough to repay copying them (runs of 9, the 3×3 kernels of a conv
-    weight along axis 1, divide at k = 3: measured)."""
-    return thresholds != NULL and comparisons < (1 << largest_bits) and n > 2 * comparisons
+    """Whether a run of n values is coded by comparisons: 0 < α < inf, m = 2^k − 1 with
+    k ≤ largest_bits, and the run long enough to repay finding the m thresholds (measured)."""
+    return 0.0 < alpha < INFINITY and m < (1 << largest_bits) and n >= COUNTED_RUN * (m + 1)
 
 
 cdef inline double _selected(double d, const double* thresholds, const double* values,
@@ -1371,16 +1335,15 @@ cdef inline double _selected(double d, const double* thresholds, const double* v
 
 
 cdef inline void _fq_counted(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
-                             double alpha, double beta, double zero, const double* thresholds,
-                             int m) noexcept nogil:
-    """`_fq_run` with counted codes; `m` is a constant after inlining. The m + 1
-    reconstructions α(q − z) + β are computed once, by decode's formula, and selected."""
+                             double alpha, double beta, double zero, int m) noexcept nogil:
+    """`_fq_run` with counted codes; `m` is a constant after inlining. The thresholds and the
+    m + 1 reconstructions α(q − z) + β (decode's formula) are found once per run."""
     cdef double t[MAX_THRESHOLDS]
     cdef double r[MAX_THRESHOLDS + 1]
     cdef double lowest = 1.0 - <double>((m + 1) >> 1)  # lo = 1 − 2^(k−1)
     cdef Py_ssize_t i
     cdef int j
-    memcpy(t, thresholds, m * sizeof(double))
+    _find_thresholds(t, alpha, m)
     for j in range(m + 1):
         r[j] = alpha * (lowest + <double>j - zero) + beta
     if out_t is not uint16_t:
@@ -1402,14 +1365,13 @@ cdef inline double _reached(double d, const double* thresholds, int m) noexcept 
 
 
 cdef inline void _encode_counted(const real_t* src, Py_ssize_t stride, code_t* dst,
-                                 Py_ssize_t n, double beta, const double* thresholds,
-                                 int m) noexcept nogil:
+                                 Py_ssize_t n, double alpha, double beta, int m) noexcept nogil:
     """`_encode_run` with counted codes q = lo + Σ_j [d ≥ T_j]; `m` is a constant after
     inlining."""
     cdef double t[MAX_THRESHOLDS]
     cdef double lowest = 1.0 - <double>((m + 1) >> 1)  # lo = 1 − 2^(k−1)
     cdef Py_ssize_t i
-    memcpy(t, thresholds, m * sizeof(double))
+    _find_thresholds(t, alpha, m)
     if stride == sizeof(real_t):
         for i in range(n):
             dst[i] = <code_t>(lowest + _reached(<double>src[i] - beta, t, m))
@@ -1575,9 +1537,10 @@ def fake_quantize(weights, alpha, beta, bits, zero_point, axis, dtype):
 
 cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
                       double alpha, double beta, double low, double high,
-                      double zero, const double* thresholds, int comparisons) noexcept nogil:
-    """The reconstructions of a run of one channel, the codes never stored; the codes are
-    counted against `thresholds` unless NULL."""
+                      double zero) noexcept nogil:
+    """The reconstructions of a run of one channel, the codes never stored (long runs of
+    small k: by comparisons)."""
+    cdef int m = <int>(high - low)  # 2^k − 1
     cdef Py_ssize_t i
     cdef double value
     if alpha == 0.0:
@@ -1585,13 +1548,13 @@ cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize
         for i in range(n):
             _store(dst + i, value)
         return
-    if _counting_pays(thresholds, comparisons, n, THRESHOLD_BITS):  # section Thresholds
-        if comparisons == 1:
-            _fq_counted(src, stride, dst, n, alpha, beta, zero, thresholds, 1)
-        elif comparisons == 3:
-            _fq_counted(src, stride, dst, n, alpha, beta, zero, thresholds, 3)
+    if _counting_pays(alpha, m, n, THRESHOLD_BITS):  # section Thresholds
+        if m == 1:
+            _fq_counted(src, stride, dst, n, alpha, beta, zero, 1)
+        elif m == 3:
+            _fq_counted(src, stride, dst, n, alpha, beta, zero, 3)
         else:
-            _fq_counted(src, stride, dst, n, alpha, beta, zero, thresholds, MAX_THRESHOLDS)
+            _fq_counted(src, stride, dst, n, alpha, beta, zero, MAX_THRESHOLDS)
         return
     if out_t is not uint16_t:
         if stride == sizeof(real_t):  # unit stride, float32/float64 out: gcc vectorises
