@@ -1118,10 +1118,7 @@ cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
         for i in range(n):
             dst[i] = 1
     elif _counting_pays(alpha, m, n, ENCODE_BITS):  # section Thresholds
-        if m == 1:
-            _encode_counted(src, stride, dst, n, alpha, beta, 1)
-        else:
-            _encode_counted(src, stride, dst, n, alpha, beta, 3)
+        _encode_counted_run(src, stride, dst, n, alpha, beta, m)
     elif stride == sizeof(real_t):  # unit stride: a loop gcc vectorises
         for i in range(n):
             dst[i] = <code_t>_code((<double>src[i] - beta) / alpha, low, high)
@@ -1380,6 +1377,28 @@ cdef inline void _encode_counted(const real_t* src, Py_ssize_t stride, code_t* d
             dst[i] = <code_t>(lowest + _reached(<double>_at(src, stride, i) - beta, t, m))
 
 
+cdef hot_void _fq_counted_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
+                             double alpha, double beta, double zero, int m) noexcept nogil:
+    """`_fq_counted` for m = 1, 3 or 7, each a loop of its own (out of `_fq_run`'s line, so
+    that the short runs it still handles do not pay for these loops' frames)."""
+    if m == 1:
+        _fq_counted(src, stride, dst, n, alpha, beta, zero, 1)
+    elif m == 3:
+        _fq_counted(src, stride, dst, n, alpha, beta, zero, 3)
+    else:
+        _fq_counted(src, stride, dst, n, alpha, beta, zero, MAX_THRESHOLDS)
+
+
+cdef hot_void _encode_counted_run(const real_t* src, Py_ssize_t stride, code_t* dst,
+                                  Py_ssize_t n, double alpha, double beta,
+                                  int m) noexcept nogil:
+    """`_encode_counted` for m = 1 or 3, each a loop of its own (out of `_encode_run`'s line)."""
+    if m == 1:
+        _encode_counted(src, stride, dst, n, alpha, beta, 1)
+    else:
+        _encode_counted(src, stride, dst, n, alpha, beta, 3)
+
+
 # =============================================================================================
 # decode
 # =============================================================================================
@@ -1549,12 +1568,7 @@ cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize
             _store(dst + i, value)
         return
     if _counting_pays(alpha, m, n, THRESHOLD_BITS):  # section Thresholds
-        if m == 1:
-            _fq_counted(src, stride, dst, n, alpha, beta, zero, 1)
-        elif m == 3:
-            _fq_counted(src, stride, dst, n, alpha, beta, zero, 3)
-        else:
-            _fq_counted(src, stride, dst, n, alpha, beta, zero, MAX_THRESHOLDS)
+        _fq_counted_run(src, stride, dst, n, alpha, beta, zero, m)
         return
     if out_t is not uint16_t:
         if stride == sizeof(real_t):  # unit stride, float32/float64 out: gcc vectorises
