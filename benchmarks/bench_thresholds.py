@@ -8,7 +8,8 @@ extensions are loaded into this process and called alternately, so that both see
 machine load; the printed ratio is this build's median time over the other's. Rows: the fused
 kernel ``_fast.fake_quantize`` (float32 in and out, α = λ_k σ and β = μ from ``moments``) on
 ResNet-18's 21 weight tensors per tensor (k = 1, 2, 3, 4, 8) and per channel (axis 0 and 1,
-k = 1, 2, 3), ``_fast.encode`` on them (k = 1, 2, 3), and both on 2^20 and 2^22
+k = 1, 2, 3), ``_fast.encode`` on them (k = 1, 2, 3), small tensors (1,000 values per
+tensor; 64 channels of 27, 576 and 2,304 values), and both kernels on 2^20 and 2^22
 standard-normal values per tensor, each output dropped at once. Every pair of results is
 first checked to be identical.
 """
@@ -86,7 +87,7 @@ def row(label: str, kernel, other, books, bits: int, axis: int | None, repeats: 
         assert mine.tobytes() == theirs.tobytes(), label
     new, old = alternating(lambda: every(this, kernel, books, bits, axis),
                            lambda: every(other, kernel, books, bits, axis), repeats)
-    print(f"{label:<34} k={bits}  other {1e3 * old:8.2f} ms  this {1e3 * new:8.2f} ms  "
+    print(f"{label:<34} k={bits}  other {1e6 * old:9.1f} µs  this {1e6 * new:9.1f} µs  "
           f"this/other {new / old:.3f}", flush=True)
 
 
@@ -108,6 +109,11 @@ def main() -> None:
         row("encode ResNet-18 per tensor", codes, other, code_books(resnet, bits, None), bits,
             None, args.repeats)
     generator = np.random.default_rng(0)
+    for shape, axis in (((1000,), None), ((64, 27), 0), ((64, 576), 0), ((64, 2304), 0)):
+        values = [generator.standard_normal(shape).astype(np.float32)]
+        for bits in (1, 2, 3):
+            row(f"fake_quantize {shape} axis {axis}", fused, other,
+                code_books(values, bits, axis), bits, axis, 20 * args.repeats)
     for log2 in (20, 22):
         values = [generator.standard_normal(1 << log2).astype(np.float32)]
         for bits in (1, 2, 3, 4, 8):
