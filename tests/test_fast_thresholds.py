@@ -131,6 +131,20 @@ def test_thresholds_are_the_least_doubles_whose_quotient_reaches_j(bits):
         assert np.all(row[1:] >= row[:-1])  # they ascend, as the selection assumes
 
 
+@pytest.mark.parametrize("start", [-np.inf, -LARGEST, -1.0, -TINIEST, 0.0, 1e-300, 3.0, 1e300,
+                                   np.inf])
+def test_thresholds_found_from_anywhere(start):
+    """The search from any start (the gallop and the bisection across the doubles, both
+    directions) ends at the same least element."""
+    alphas = np.array([0.25, 0.7, TINIEST, 3 * TINIEST, 2.0**-1022, 1e-300, 1e300, LARGEST])
+    for bits in (1, 2, 3):
+        assert np.array_equal(_fast._thresholds(alphas, bits, start),
+                              _fast._thresholds(alphas, bits))
+    low, high = code_range(3)
+    row = _fast._thresholds(np.array([0.7]), 3, start)[0]
+    assert list(row) == [oracle_threshold(0.7, j) for j in range(low, high)]
+
+
 def test_thresholds_at_the_ends_of_the_doubles():
     """T_j = +inf where no finite d reaches j (α = the largest double: d/α ≤ 1), and a huge α
     makes T_0 negative (tiny negative quotients round to −0, and −0 ≥ 0)."""

@@ -1168,10 +1168,13 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #    are neighbouring doubles, −inf and +inf are the ends). The search keeps an interval
 #    [a, b] of keys with P_j(a) false and P_j(b) true, starting from the ends; it tests
 #    fl(j·α) (for j = 0: fl(−α·2^−1075)), gallops away from it (steps 1, 2, 4, … towards
-#    the boundary: T_j is usually an ulp or two away, two or three divisions) until a test
-#    flips, and bisects what is left. It stops when b = a + 1, so P_j holds at b and not at
-#    b's predecessor: by monotonicity, b is the least element, T_j. At most ~130 divisions.
-#    Every P_j evaluated is the division the kernel would do, fl(d/α) in float64 (no
+#    the boundary, capped at 2^62; T_j is usually an ulp or two away: two or three
+#    divisions) until a test flips, and bisects what is left. Every probe lies strictly
+#    inside (a, b), so each test shrinks the interval; key differences are taken in uint64
+#    (b − a can exceed INT64_MAX). It stops when b = a + 1, so P_j holds at b and not at b's
+#    predecessor: by monotonicity, b is the least element, T_j, wherever the search started
+#    (tests/test_fast_thresholds.py starts it from ±inf, ±DBL_MAX, 0, …). At most ~130
+#    divisions. Every P_j evaluated is the division the kernel would do, fl(d/α) in float64 (no
 #    fast-math: one correctly rounded division), so the thresholds are exact for the very
 #    quotient the twin computes; nothing about fl(j·α) (overflow, subnormal α, underflow) is
 #    assumed — it is only where the search looks first.
@@ -1212,6 +1215,7 @@ cdef enum:
 
 cdef int64_t _KEY_INF = 0x7FF0000000000000    # key of +inf (and −key of −inf)
 cdef uint64_t _SIGN_BIT = 0x8000000000000000  # of a double
+cdef uint64_t _GALLOP_CAP = 0x4000000000000000  # 2^62: the largest step of the gallop
 
 
 cdef inline int64_t _key(double x) noexcept nogil:
@@ -1234,15 +1238,21 @@ cdef inline bint _reaches(int64_t key, double alpha, double j) noexcept nogil:
     return _unkey(key) / alpha >= j
 
 
-cdef double _least_reaching(double alpha, double j) noexcept nogil:
-    """T_j: the least double d with fl(d/α) ≥ j, for 0 < α < inf (+inf when no finite d)."""
-    cdef int64_t a = -_KEY_INF, b = _KEY_INF, probe
-    # where T_j should be: near fl(j·α), except T_0 near −α·2^−1075 (quotients above −2^−1075
-    # round to −0, which reaches 0); only a starting point, the tests below decide
-    cdef int64_t start = _key(j * alpha if j != 0.0 else ldexp(-alpha, -1075))
+cdef inline double _near_threshold(double alpha, double j) noexcept nogil:
+    """Where T_j should be: near fl(j·α), except T_0 near −α·2^−1075 (quotients above
+    −2^−1075 round to −0, which reaches 0). Only where the search starts: its tests decide."""
+    return j * alpha if j != 0.0 else ldexp(-alpha, -1075)
+
+
+cdef double _least_reaching(double alpha, double j, double start_at) noexcept nogil:
+    """T_j: the least double d with fl(d/α) ≥ j, for 0 < α < inf (+inf when no finite d),
+    searched from the non-NaN double `start_at` outwards."""
+    cdef int64_t a = -_KEY_INF, b = _KEY_INF, probe, start = _key(start_at)
     cdef uint64_t step = 1
-    # invariant: P_j(a) false, P_j(b) true, a < b (the ends: P_j(−inf) false, P_j(+inf) true);
-    # b − a may exceed INT64_MAX, so it is compared as uint64 (exact: 0 < b − a < 2^64)
+    # invariant: P_j(a) false, P_j(b) true, a < b (the ends: P_j(−inf) false, P_j(+inf) true).
+    # b − a may exceed INT64_MAX, so it is always taken in uint64 (exact: 0 < b − a < 2^64);
+    # a probe a ± step with step < b − a lies strictly between a and b (no overflow), and
+    # step stops doubling at 2^62
     if _reaches(start, alpha, j):  # gallop down: b − 1, b − 3, b − 7, … until one fails
         b = start
         while step < <uint64_t>b - <uint64_t>a:
@@ -1251,7 +1261,7 @@ cdef double _least_reaching(double alpha, double j) noexcept nogil:
                 a = probe
                 break
             b = probe
-            step *= 2
+            step = step * 2 if step < _GALLOP_CAP else step
     else:  # gallop up from a = fl(j·α) until a point reaches j
         a = start
         while step < <uint64_t>b - <uint64_t>a:
@@ -1260,8 +1270,8 @@ cdef double _least_reaching(double alpha, double j) noexcept nogil:
                 b = probe
                 break
             a = probe
-            step *= 2
-    while b - a > 1:  # bisect (now b − a ≤ 2^63: the gallop's last step, or the walk ended)
+            step = step * 2 if step < _GALLOP_CAP else step
+    while <uint64_t>b - <uint64_t>a > 1:  # bisect what is left
         probe = (a >> 1) + (b >> 1) + (a & b & 1)  # floor((a + b)/2): a < probe < b
         if _reaches(probe, alpha, j):
             b = probe
@@ -1275,7 +1285,7 @@ cdef void _find_thresholds(double* thresholds, double alpha, int m) noexcept nog
     cdef double lo = <double>(1 - ((m + 1) >> 1))  # 1 − 2^(k−1)
     cdef int i
     for i in range(m):
-        thresholds[i] = _least_reaching(alpha, lo + i)
+        thresholds[i] = _least_reaching(alpha, lo + i, _near_threshold(alpha, lo + i))
 
 
 COUNTED_BITS = {"encode": ENCODE_BITS, "fake_quantize": THRESHOLD_BITS}
@@ -1285,8 +1295,8 @@ COUNTED_RUN_LENGTH = COUNTED_RUN
 """A run of one channel is counted when it holds at least COUNTED_RUN_LENGTH·2^k values."""
 
 
-def _thresholds(alpha, int bits):
-    """T_lo, …, T_(hi−1) of each channel, as a code book computes them (for the tests).
+def _thresholds(alpha, int bits, start=None):
+    """T_lo, …, T_(hi−1) for each step α, as the counted runs find them (for the tests).
 
     Parameters
     ----------
@@ -1294,6 +1304,9 @@ def _thresholds(alpha, int bits):
         The steps α: a 1-D float64 array, each 0 < α < inf.
     bits : int
         k, 1 to 8.
+    start : float, optional
+        Where every search starts (any non-NaN double) instead of near T_j, so that the
+        tests can make the gallop and the bisection cross the doubles.
 
     Returns
     -------
@@ -1304,12 +1317,19 @@ def _thresholds(alpha, int bits):
     cdef const double[::1] a = _channel_vector(alpha, len(alpha), "alpha")
     if not 1 <= bits <= 8 or not np.all((np.asarray(a) > 0) & np.isfinite(a)):
         raise ValueError("bits must be in 1..8 and every alpha in (0, inf)")
+    if start is not None and np.isnan(start):
+        raise ValueError("start must not be NaN")
     cdef int m = (1 << bits) - 1
     rows = np.empty((a.shape[0], m), dtype=np.float64)
     cdef double[:, ::1] r = rows
     cdef Py_ssize_t c
+    cdef int i
     for c in range(a.shape[0]):
-        _find_thresholds(&r[c, 0], a[c], m)
+        if start is None:
+            _find_thresholds(&r[c, 0], a[c], m)
+        else:
+            for i in range(m):
+                r[c, i] = _least_reaching(a[c], <double>(1 - ((m + 1) >> 1) + i), start)
     return rows
 
 
