@@ -1193,16 +1193,17 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
 #
 # Crossover, measured on one thread of the Intel Xeon (AVX-512), new time/old time: per
 # element, 2^k − 1 compare-and-selects replace one division (~2 cycles). fake_quantize: k = 1,
-# 2 take 0.32–0.52x, k = 3 0.61–0.87x, k = 4 1.07–1.35x (so k ≤ 3). encode stores int8 codes
+# 2 take 0.30–0.52x, k = 3 0.61–0.94x, k = 4 1.07–1.35x (so k ≤ 3). encode stores int8 codes
 # and gains less: k = 1 0.42–0.45x, k = 2 0.87–0.97x, k = 3 1.2–1.4x (so k ≤ 2). Per run the
 # search costs ~2–3 divisions per threshold (more for T_0, whose tests divide subnormals):
 # with COUNTED_RUN = 128, 1,000 values per tensor and 64 channels of 27 or 576 (k = 3) take
 # 0.91–1.0x, 64 channels of 576 at k = 1, 2 0.68–0.80x; at 64 (runs of 512 counted at k = 3)
 # 64 × 576 took 1.03x. docs/performance.md, "Codes by comparisons", has the runs.
 #
-# Tests: tests/test_fast_thresholds.py (the thresholds against an exact rational oracle;
-# both kernels on fl(j·α) + β, on T_j + β and one ulp either side, extreme α, far β,
-# constant channels, both axes, strided input, k = 1..4).
+# Tests: tests/test_fast_thresholds.py (the thresholds against an exact rational oracle and
+# from any start; both kernels on fl(j·α) + β, on T_j + β and one ulp either side, extreme α,
+# far β, constant channels, both axes, strided input, runs just below and at COUNTED_RUN·2^k,
+# k = 1..4).
 
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
