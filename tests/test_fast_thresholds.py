@@ -293,3 +293,26 @@ def test_long_runs_of_random_weights():
             weights = rng.standard_normal(size).astype(np.float32)
             mean, std = kernels.reference.moments(weights, None)
             both_kernels(weights, 0.9957 * std, mean, bits, None)
+
+
+@pytest.fixture
+def two_threads():
+    """Two threads from 65,536 elements per thread on (restored afterwards), so that the
+    counted runs are split among threads on arrays of a test's size."""
+    previous_threads = _fast.get_num_threads()
+    previous_minimum = _fast._set_min_per_thread(65536)
+    _fast.set_num_threads(2)
+    yield
+    _fast._set_min_per_thread(previous_minimum)
+    _fast.set_num_threads(previous_threads)
+
+
+@pytest.mark.parametrize("bits", bit_widths())
+def test_counted_runs_on_two_threads(two_threads, bits):
+    """Tasks run by either thread find their own thresholds: the twin's bits on 2 threads."""
+    rng = np.random.default_rng(bits)
+    weights = (0.3 + rng.standard_normal((4, 100_000))).astype(np.float32)  # ≥ 2 × 65536
+    for array, axis in ((weights, None), (weights, 0), (weights[:, ::3], None)):
+        mean, std = kernels.reference.moments(array, axis)
+        both_kernels(array, 0.9957 * std, mean, bits, axis)
+        assert _fast._last_thread_count() == (2 if _fast.HAVE_OPENMP else 1)
