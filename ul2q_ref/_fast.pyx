@@ -1326,11 +1326,14 @@ cdef inline double _code(double t, double low, double high) noexcept nogil:
 
 cdef hot_void _encode_run(const real_t* src, Py_ssize_t stride, code_t* dst, Py_ssize_t n,
                           double alpha, double beta, double low, double high) noexcept nogil:
-    """The codes of a run of one channel."""
+    """The codes of a run of one channel (long runs of small k: by comparisons)."""
+    cdef int m = <int>(high - low)  # 2^k − 1
     cdef Py_ssize_t i
     if alpha == 0.0:
         for i in range(n):
             dst[i] = 1
+    elif _counting_pays(alpha, m, n, ENCODE_BITS):  # section Thresholds
+        _encode_counted_run(src, stride, dst, n, alpha, beta, m)
     elif stride == sizeof(real_t):  # unit stride: a loop gcc vectorises
         for i in range(n):
             dst[i] = <code_t>_code((<double>src[i] - beta) / alpha, low, high)
@@ -1348,6 +1351,288 @@ cdef hot_void _encode_vec(const real_t* src, Py_ssize_t stride, code_t* dst, Py_
     for i in range(n):
         q = _code((<double>_at(src, stride, i) - beta[i]) / _safe(alpha[i]), low, high)
         dst[i] = <code_t>(1.0 if alpha[i] == 0.0 else q)
+
+
+# =============================================================================================
+# Thresholds: the codes of small k by comparisons instead of a division
+# =============================================================================================
+#
+# Used by `_fq_run` for k ≤ THRESHOLD_BITS and `_encode_run` for k ≤ ENCODE_BITS, on runs of
+# one α, β with at least COUNTED_RUN·2^k values (`_counting_pays`); runs along the channel
+# axis (`_encode_vec`, `_fq_vec`), shorter runs and larger k divide, as the encode section
+# says. Nothing is stored in the code book: each counted run finds its own thresholds.
+#
+# Obligation: the same code q = clip(floor(t) + 1, lo, hi), t = fl(d/α), d = fl(w − β), as the
+# division loop (and so the twin), for every finite w, finite β and 0 < α < +inf, without
+# dividing per element. (lo = 1 − 2^(k−1), hi = 2^(k−1).) Proof:
+#
+# 1. Counting. For every t (±inf included), q = lo + #{ j ∈ {lo, …, hi − 1} : t ≥ j }: the
+#    integers j ≤ t are those j ≤ floor(t); none of the listed ones when floor(t) < lo (q = lo),
+#    all hi − lo of them when floor(t) ≥ hi − 1 (q = hi), else floor(t) − lo + 1 of them.
+# 2. Monotonicity. Order the non-NaN doubles by value (−0 and +0 are one point: every
+#    comparison treats them alike, and so does the quotient, fl(±0/α) = ±0). For 0 < α < inf,
+#    d ↦ fl(d/α) is non-decreasing on [−inf, +inf]: the exact quotient is increasing and
+#    correct rounding is non-decreasing. So P_j(d) := [fl(d/α) ≥ j] is monotone, and
+#    P_j(+inf) is true (+inf ≥ j), P_j(−inf) false. Hence { d : P_j(d) } is an up-set with a
+#    least element T_j ∈ (−inf, +inf], and P_j(d) ⟺ d ≥ T_j for every d in [−inf, +inf] —
+#    including d = ±inf, which fl(w − β) can be when w − β overflows. (T_0 can be negative:
+#    a tiny negative d/α rounds to −0, and −0 ≥ 0; the twin's floor(−0) + 1 = 1 agrees.)
+#    P_(j+1) implies P_j, so T_lo ≤ T_(lo+1) ≤ … ≤ T_(hi−1): the thresholds ascend.
+# 3. Finding T_j (`_least_reaching`, at the start of each counted run): work on
+#    the integer keys of the ordered doubles (`_key`: −0 and +0 both key 0, consecutive keys
+#    are neighbouring doubles, −inf and +inf are the ends). The search keeps an interval
+#    [a, b] of keys with P_j(a) false and P_j(b) true, starting from the ends; it tests
+#    fl(j·α) (for j = 0: fl(−α·2^−1075)), gallops away from it (steps 1, 2, 4, … towards
+#    the boundary, capped at 2^62; T_j is usually an ulp or two away: two or three
+#    divisions) until a test flips, and bisects what is left. Every probe lies strictly
+#    inside (a, b), so each test shrinks the interval; key differences are taken in uint64
+#    (b − a can exceed INT64_MAX). It stops when b = a + 1, so P_j holds at b and not at b's
+#    predecessor: by monotonicity, b is the least element, T_j, wherever the search started
+#    (tests/test_fast_thresholds.py starts it from ±inf, ±DBL_MAX, 0, …). At most ~130
+#    divisions. Every P_j evaluated is the division the kernel would do, fl(d/α) in float64 (no
+#    fast-math: one correctly rounded division), so the thresholds are exact for the very
+#    quotient the twin computes; nothing about fl(j·α) (overflow, subnormal α, underflow) is
+#    assumed — it is only where the search looks first.
+# 4. Per element, d = (double)w − β, as in the division loop. encode (`_encode_counted`):
+#    q = lo + Σ_j [d ≥ T_j], summed in float64 (0/1 terms: exact). fake_quantize
+#    (`_fq_counted`): the 2^k reconstructions r_q = α(q − z) + β are computed once per run
+#    with decode's formula (the same operations in the same order, so the same doubles), and
+#    each element selects r_q: since the thresholds ascend, the ones d reaches are a prefix,
+#    and the last one reached names q. The float64 value is then rounded once to the output
+#    dtype, as decode does. The comparisons and selects are branch-free, so gcc vectorises
+#    the unit-stride loops; the thresholds are copied into a local array first, so that no
+#    store to the output can alias them.
+#
+# α = 0 keeps its own branch (code 1); a run whose α is not in (0, +inf) (which the public
+# layer never passes) divides.
+#
+# Crossover, measured on one thread of the Intel Xeon (AVX-512), new time/old time: per
+# element, 2^k − 1 compare-and-selects replace one division (~2 cycles). fake_quantize: k = 1,
+# 2 take 0.30–0.52x, k = 3 0.61–0.94x, k = 4 1.07–1.35x (so k ≤ 3). encode stores int8 codes
+# and gains less: k = 1 0.42–0.45x, k = 2 0.87–0.97x, k = 3 1.2–1.4x (so k ≤ 2). Per run the
+# search costs ~2–3 divisions per threshold (more for T_0, whose tests divide subnormals):
+# with COUNTED_RUN = 128, 1,000 values per tensor and 64 channels of 27 or 576 (k = 3) take
+# 0.91–1.0x, 64 channels of 576 at k = 1, 2 0.68–0.80x; at 64 (runs of 512 counted at k = 3)
+# 64 × 576 took 1.03x. docs/performance.md, "Codes by comparisons", has the runs.
+#
+# Tests: tests/test_fast_thresholds.py (the thresholds against an exact rational oracle and
+# from any start; both kernels on fl(j·α) + β, on T_j + β and one ulp either side, extreme α,
+# far β, constant channels, both axes, strided input, runs just below and at COUNTED_RUN·2^k,
+# k = 1..4).
+
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+
+cdef enum:
+    THRESHOLD_BITS = 3     # the largest k whose fake_quantize codes are counted (measured)
+    ENCODE_BITS = 2        # the largest k whose encode codes are counted (measured)
+    MAX_THRESHOLDS = 7     # 2^THRESHOLD_BITS − 1
+    COUNTED_RUN = 128      # a run is counted from COUNTED_RUN·2^k values on (measured)
+
+cdef int64_t _KEY_INF = 0x7FF0000000000000    # key of +inf (and −key of −inf)
+cdef uint64_t _SIGN_BIT = 0x8000000000000000  # of a double
+cdef uint64_t _GALLOP_CAP = 0x4000000000000000  # 2^62: the largest step of the gallop
+
+
+cdef inline int64_t _key(double x) noexcept nogil:
+    """The position of non-NaN `x` among the ordered doubles; −0 and +0 both give 0."""
+    cdef uint64_t bits
+    memcpy(&bits, &x, 8)
+    return <int64_t>bits if bits < _SIGN_BIT else -<int64_t>(bits - _SIGN_BIT)
+
+
+cdef inline double _unkey(int64_t key) noexcept nogil:
+    """The double at position `key` (+0 for 0)."""
+    cdef double x
+    cdef uint64_t bits = <uint64_t>key if key >= 0 else <uint64_t>(-key) + _SIGN_BIT
+    memcpy(&x, &bits, 8)
+    return x
+
+
+cdef inline bint _reaches(int64_t key, double alpha, double j) noexcept nogil:
+    """P_j(d) = [fl(d/α) ≥ j] for the d at position `key`: the kernel's own division."""
+    return _unkey(key) / alpha >= j
+
+
+cdef inline double _near_threshold(double alpha, double j) noexcept nogil:
+    """Where T_j should be: near fl(j·α), except T_0 near −α·2^−1075 (quotients above
+    −2^−1075 round to −0, which reaches 0). Only where the search starts: its tests decide."""
+    return j * alpha if j != 0.0 else ldexp(-alpha, -1075)
+
+
+cdef double _least_reaching(double alpha, double j, double start_at) noexcept nogil:
+    """T_j: the least double d with fl(d/α) ≥ j, for 0 < α < inf (+inf when no finite d),
+    searched from the non-NaN double `start_at` outwards."""
+    cdef int64_t a = -_KEY_INF, b = _KEY_INF, probe, start = _key(start_at)
+    cdef uint64_t step = 1
+    # invariant: P_j(a) false, P_j(b) true, a < b (the ends: P_j(−inf) false, P_j(+inf) true).
+    # b − a may exceed INT64_MAX, so it is always taken in uint64 (exact: 0 < b − a < 2^64);
+    # a probe a ± step with step < b − a lies strictly between a and b (no overflow), and
+    # step stops doubling at 2^62
+    if _reaches(start, alpha, j):  # gallop down: b − 1, b − 3, b − 7, … until one fails
+        b = start
+        while step < <uint64_t>b - <uint64_t>a:
+            probe = b - <int64_t>step
+            if not _reaches(probe, alpha, j):
+                a = probe
+                break
+            b = probe
+            step = step * 2 if step < _GALLOP_CAP else step
+    else:  # gallop up from a = fl(j·α) until a point reaches j
+        a = start
+        while step < <uint64_t>b - <uint64_t>a:
+            probe = a + <int64_t>step
+            if _reaches(probe, alpha, j):
+                b = probe
+                break
+            a = probe
+            step = step * 2 if step < _GALLOP_CAP else step
+    while <uint64_t>b - <uint64_t>a > 1:  # bisect what is left
+        probe = (a >> 1) + (b >> 1) + (a & b & 1)  # floor((a + b)/2): a < probe < b
+        if _reaches(probe, alpha, j):
+            b = probe
+        else:
+            a = probe
+    return _unkey(b)
+
+
+cdef void _find_thresholds(double* thresholds, double alpha, int m) noexcept nogil:
+    """T_lo, …, T_(hi−1) for the step α (0 < α < inf), m = 2^k − 1 of them."""
+    cdef double lo = <double>(1 - ((m + 1) >> 1))  # 1 − 2^(k−1)
+    cdef int i
+    for i in range(m):
+        thresholds[i] = _least_reaching(alpha, lo + i, _near_threshold(alpha, lo + i))
+
+
+COUNTED_BITS = {"encode": ENCODE_BITS, "fake_quantize": THRESHOLD_BITS}
+"""The largest k whose codes each kernel counts against thresholds instead of dividing."""
+
+COUNTED_RUN_LENGTH = COUNTED_RUN
+"""A run of one channel is counted when it holds at least COUNTED_RUN_LENGTH·2^k values."""
+
+
+def _thresholds(alpha, int bits, start=None):
+    """T_lo, …, T_(hi−1) for each step α, as the counted runs find them (for the tests).
+
+    Parameters
+    ----------
+    alpha : numpy.ndarray
+        The steps α: a 1-D float64 array, each 0 < α < inf.
+    bits : int
+        k, 1 to 8.
+    start : float, optional
+        Where every search starts (any non-NaN double) instead of near T_j, so that the
+        tests can make the gallop and the bisection cross the doubles.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (channels, 2^k − 1): row c holds, for j = lo, …, hi − 1, the least
+        double d with fl(d/α_c) ≥ j (+inf where no finite d has it).
+    """
+    cdef const double[::1] a = _channel_vector(alpha, len(alpha), "alpha")
+    if not 1 <= bits <= 8 or not np.all((np.asarray(a) > 0) & np.isfinite(a)):
+        raise ValueError("bits must be in 1..8 and every alpha in (0, inf)")
+    if start is not None and np.isnan(start):
+        raise ValueError("start must not be NaN")
+    cdef int m = (1 << bits) - 1
+    rows = np.empty((a.shape[0], m), dtype=np.float64)
+    cdef double[:, ::1] r = rows
+    cdef Py_ssize_t c
+    cdef int i
+    for c in range(a.shape[0]):
+        if start is None:
+            _find_thresholds(&r[c, 0], a[c], m)
+        else:
+            for i in range(m):
+                r[c, i] = _least_reaching(a[c], <double>(1 - ((m + 1) >> 1) + i), start)
+    return rows
+
+
+cdef inline bint _counting_pays(double alpha, int m, Py_ssize_t n,
+                                int largest_bits) noexcept nogil:
+    """Whether a run of n values is coded by comparisons: 0 < α < inf, m = 2^k − 1 with
+    k ≤ largest_bits, and the run long enough to repay finding the m thresholds (measured)."""
+    return 0.0 < alpha < INFINITY and m < (1 << largest_bits) and n >= COUNTED_RUN * (m + 1)
+
+
+cdef inline double _selected(double d, const double* thresholds, const double* values,
+                            int m) noexcept nogil:
+    """values[n] for n = Σ_j [d ≥ T_j]: the last threshold d reaches names the value (the
+    thresholds ascend, so those d reaches are a prefix); branch-free selects."""
+    cdef double value = values[0]
+    cdef int j
+    for j in range(m):
+        value = values[j + 1] if d >= thresholds[j] else value
+    return value
+
+
+cdef inline void _fq_counted(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
+                             double alpha, double beta, double zero, int m) noexcept nogil:
+    """`_fq_run` with counted codes; `m` is a constant after inlining. The thresholds and the
+    m + 1 reconstructions α(q − z) + β (decode's formula) are found once per run."""
+    cdef double t[MAX_THRESHOLDS]
+    cdef double r[MAX_THRESHOLDS + 1]
+    cdef double lowest = 1.0 - <double>((m + 1) >> 1)  # lo = 1 − 2^(k−1)
+    cdef Py_ssize_t i
+    cdef int j
+    _find_thresholds(t, alpha, m)
+    for j in range(m + 1):
+        r[j] = alpha * (lowest + <double>j - zero) + beta
+    if out_t is not uint16_t:
+        if stride == sizeof(real_t):  # unit stride, float32/float64 out: gcc vectorises
+            for i in range(n):
+                dst[i] = <out_t>_selected(<double>src[i] - beta, t, r, m)
+            return
+    for i in range(n):
+        _store(dst + i, _selected(<double>_at(src, stride, i) - beta, t, r, m))
+
+
+cdef inline double _reached(double d, const double* thresholds, int m) noexcept nogil:
+    """Σ_j [d ≥ T_j], the number of thresholds d reaches, exactly, as a double."""
+    cdef double count = 0.0
+    cdef int j
+    for j in range(m):
+        count += 1.0 if d >= thresholds[j] else 0.0
+    return count
+
+
+cdef inline void _encode_counted(const real_t* src, Py_ssize_t stride, code_t* dst,
+                                 Py_ssize_t n, double alpha, double beta, int m) noexcept nogil:
+    """`_encode_run` with counted codes q = lo + Σ_j [d ≥ T_j]; `m` is a constant after
+    inlining."""
+    cdef double t[MAX_THRESHOLDS]
+    cdef double lowest = 1.0 - <double>((m + 1) >> 1)  # lo = 1 − 2^(k−1)
+    cdef Py_ssize_t i
+    _find_thresholds(t, alpha, m)
+    if stride == sizeof(real_t):
+        for i in range(n):
+            dst[i] = <code_t>(lowest + _reached(<double>src[i] - beta, t, m))
+    else:
+        for i in range(n):
+            dst[i] = <code_t>(lowest + _reached(<double>_at(src, stride, i) - beta, t, m))
+
+
+cdef hot_void _fq_counted_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
+                             double alpha, double beta, double zero, int m) noexcept nogil:
+    """`_fq_counted` for m = 1, 3 or 7, each a loop of its own (out of `_fq_run`'s line, so
+    that the short runs it still handles do not pay for these loops' frames)."""
+    if m == 1:
+        _fq_counted(src, stride, dst, n, alpha, beta, zero, 1)
+    elif m == 3:
+        _fq_counted(src, stride, dst, n, alpha, beta, zero, 3)
+    else:
+        _fq_counted(src, stride, dst, n, alpha, beta, zero, MAX_THRESHOLDS)
+
+
+cdef hot_void _encode_counted_run(const real_t* src, Py_ssize_t stride, code_t* dst,
+                                  Py_ssize_t n, double alpha, double beta,
+                                  int m) noexcept nogil:
+    """`_encode_counted` for m = 1 or 3, each a loop of its own (out of `_encode_run`'s line)."""
+    if m == 1:
+        _encode_counted(src, stride, dst, n, alpha, beta, 1)
+    else:
+        _encode_counted(src, stride, dst, n, alpha, beta, 3)
 
 
 # =============================================================================================
@@ -1526,13 +1811,18 @@ def _check_out(out, weights, dtype):
 cdef hot_void _fq_run(const real_t* src, Py_ssize_t stride, out_t* dst, Py_ssize_t n,
                       double alpha, double beta, double low, double high,
                       double zero) noexcept nogil:
-    """The reconstructions of a run of one channel, the codes never stored."""
+    """The reconstructions of a run of one channel, the codes never stored (long runs of
+    small k: by comparisons)."""
+    cdef int m = <int>(high - low)  # 2^k − 1
     cdef Py_ssize_t i
     cdef double value
     if alpha == 0.0:
         value = alpha * (1.0 - zero) + beta
         for i in range(n):
             _store(dst + i, value)
+        return
+    if _counting_pays(alpha, m, n, THRESHOLD_BITS):  # section Thresholds
+        _fq_counted_run(src, stride, dst, n, alpha, beta, zero, m)
         return
     if out_t is not uint16_t:
         if stride == sizeof(real_t):  # unit stride, float32/float64 out: gcc vectorises
