@@ -1271,6 +1271,9 @@ cdef hot_void _minmax(const real_t* p, Py_ssize_t stride, Py_ssize_t n, double* 
 # run. Runs whose α varies per element (channel axis innermost) divide by `_safe(α)` (α, or
 # 1 where α = 0, so no 0/0 ever appears) and then select 1.
 #
+# Long runs of one channel at k ≤ 2 find the same codes without the division, by comparing
+# d = fl(w − β) with exact thresholds (the section "Thresholds" below, with its proof).
+#
 # Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[encode] and,
 # in tests/test_fast.py:
 #   test_codes_are_identical_for_the_same_code_book
@@ -1757,9 +1760,17 @@ cdef inline uint16_t _double_to_half(double value) noexcept nogil:
 # Obligation: bit for bit decode(encode(w)) of the twin, in one pass and without storing the
 # codes: each element's code is encode's `_code` (so the proof of the encode section holds),
 # kept as an exact small integer in float64, and its reconstruction is decode's formula with
-# decode's single rounding (`_store`). α = 0 gives α·(1 − z) + β, decode of code 1.
+# decode's single rounding (`_store`). α = 0 gives α·(1 − z) + β, decode of code 1. Long runs
+# of one channel at k ≤ 3 find each code by comparisons with exact thresholds instead of the
+# division (the section "Thresholds", with its proof) and select among the 2^k reconstructions
+# computed once per run by the same formula and rounding: the same bits.
 #
-# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[fake_quantize] and,
+# With `out`, the result is written into the caller's array (the PyTorch bridge reuses each
+# layer's previous ŵ so): directly when the weights and `out` are C-contiguous (the visit order
+# is then out's C order), else through a new array and a copy.
+#
+# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[fake_quantize],
+# tests/test_fast_thresholds.py, tests/test_kernels_out.py and,
 # in tests/test_fast.py:
 #   test_decode_and_fake_quantize_are_identical_for_the_same_code_book
 #   test_quantize_end_to_end_agrees_except_on_thresholds

@@ -26,6 +26,7 @@ compiled kernels (:mod:`ul2q_ref.kernels`) are swapped in by name and give the s
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -140,8 +141,11 @@ def code_book(mean: np.ndarray, std: np.ndarray, lam: np.ndarray) -> Statistics:
     For σ within a factor λ of the largest float64 α overflows to +inf; the representability
     check then refuses the code book (:func:`ul2q_ref.codebook.check_representable`).
     """
-    with np.errstate(over="ignore"):
-        alpha = lam * std
+    if std.size == 1 and math.isfinite(float(lam[0]) * float(std[0])):
+        alpha = lam * std  # the same IEEE product did not overflow: nothing to silence
+    else:
+        with np.errstate(over="ignore"):
+            alpha = lam * std
     return Statistics(mean, std, lam, alpha, mean)
 
 
