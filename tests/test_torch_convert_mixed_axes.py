@@ -3,28 +3,18 @@ tensor with its own axis, read by the CLI and loaded back bit for bit."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from test_torch_convert import cli  # noqa: E402  (the same `python -m ul2q_ref` runner)
 
 import ul2q_ref as uq  # noqa: E402
 from ul2q_ref import io as uq_io  # noqa: E402
 from ul2q_ref import torch as bridge  # noqa: E402
 from ul2q_ref.torch.modules import quantize_layer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "ul2q_ref", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
 
 
 def build() -> torch.nn.Module:
