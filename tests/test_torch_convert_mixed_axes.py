@@ -16,7 +16,6 @@ from ul2q_ref import torch as bridge  # noqa: E402
 from ul2q_ref.torch.modules import quantize_layer  # noqa: E402
 
 
-
 def build() -> torch.nn.Module:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Conv2d(2, 6, 3), torch.nn.ReLU(),
