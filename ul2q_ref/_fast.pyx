@@ -1769,8 +1769,9 @@ cdef inline uint16_t _double_to_half(double value) noexcept nogil:
 # layer's previous ŵ so): directly when the weights and `out` are C-contiguous (the visit order
 # is then out's C order), else through a new array and a copy.
 #
-# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[fake_quantize],
-# tests/test_fast_thresholds.py, tests/test_kernels_out.py and,
+# (Also held by tests/test_fast_thresholds.py and, for `out`, tests/test_kernels_out.py.)
+#
+# Tests: tests/test_kernels.py::test_every_kernel_equals_its_twin_bit_for_bit[fake_quantize] and,
 # in tests/test_fast.py:
 #   test_decode_and_fake_quantize_are_identical_for_the_same_code_book
 #   test_quantize_end_to_end_agrees_except_on_thresholds
