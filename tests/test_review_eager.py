@@ -7,6 +7,8 @@ itself, never the code under test.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import warnings
 
 import numpy as np
@@ -45,3 +47,24 @@ def test_code_book_overflow_is_silent_whatever_the_shapes_and_dtypes(std, lam):
         expected = lam * std
     assert np.array_equal(book.alpha, expected)
     assert np.isinf(book.alpha).any()
+
+
+# --------------------------------------------------------------------------- UL2Q pickling
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # .compile() imports torch.jit
+def test_ul2q_state_drops_what_module_state_drops():
+    """``UL2Q.__getstate__`` keeps ``nn.Module.__getstate__``'s rule: a compiled module's
+    ``_compiled_call_impl`` is not pickled (an ``nn.Identity`` pickles after ``.compile()``)."""
+    torch = pytest.importorskip("torch")
+    from ul2q_ref.torch import UL2Q
+
+    layer = UL2Q(2, axis=0)
+    layer.compile()
+    reference = torch.nn.Identity()
+    reference.compile()
+    assert "_compiled_call_impl" not in reference.__getstate__()
+    assert "_compiled_call_impl" not in layer.__getstate__()
+    restored = pickle.loads(pickle.dumps(layer))
+    assert (restored.bits, restored.axis) == (2, 0)
+    assert "_compiled_call_impl" not in copy.deepcopy(layer).__dict__
