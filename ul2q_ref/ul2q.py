@@ -141,7 +141,9 @@ def code_book(mean: np.ndarray, std: np.ndarray, lam: np.ndarray) -> Statistics:
     For σ within a factor λ of the largest float64 α overflows to +inf; the representability
     check then refuses the code book (:func:`ul2q_ref.codebook.check_representable`).
     """
-    if std.size == 1 and math.isfinite(float(lam[0]) * float(std[0])):
+    if (type(std) is np.ndarray and type(lam) is np.ndarray and std.shape == (1,) == lam.shape
+            and std.dtype == np.float64 == lam.dtype
+            and math.isfinite(float(lam[0]) * float(std[0]))):
         alpha = lam * std  # the same IEEE product did not overflow: nothing to silence
     else:
         with np.errstate(over="ignore"):

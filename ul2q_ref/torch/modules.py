@@ -116,7 +116,7 @@ class UL2Q(nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         """The module's state without its per-call caches (the ŵ of a running forward, the
         spare array of the last ŵ): pickling and ``copy.deepcopy`` do not carry them."""
-        state = self.__dict__.copy()
+        state = super().__getstate__()  # nn.Module's: without _compiled_call_impl
         state.pop(SPARE_ATTRIBUTE, None)
         state.pop("_held", None)
         return state
