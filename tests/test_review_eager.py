@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
+import ul2q_ref
 from ul2q_ref import ul2q
 
 # --------------------------------------------------------------------------- ul2q.code_book
@@ -68,3 +69,33 @@ def test_ul2q_state_drops_what_module_state_drops():
     restored = pickle.loads(pickle.dumps(layer))
     assert (restored.bits, restored.axis) == (2, 0)
     assert "_compiled_call_impl" not in copy.deepcopy(layer).__dict__
+
+
+def test_the_shared_lambda_vector_cannot_be_changed_by_a_caller():
+    from ul2q_ref.gaussian import optimal_lambda
+
+    first = ul2q.statistics(np.linspace(-1.0, 1.0, 9), 2, None)
+    with pytest.raises(ValueError):
+        first.lam[0] = 1.0
+    with pytest.raises(ValueError):
+        first.lam.setflags(write=True)
+    again = ul2q.statistics(np.linspace(-1.0, 1.0, 9), 2, None)
+    assert float(again.lam[0]) == optimal_lambda(2)
+
+
+def test_the_device_route_returns_a_contiguous_result_for_any_layout():
+    """The operators' fake kernels promise C-contiguous outputs: the device route keeps it."""
+    torch = pytest.importorskip("torch")
+    from ul2q_ref import torch as ul2q_ref_torch
+
+    w = torch.randn(12, 7, dtype=torch.float64)
+    for axis in (None, 0, 1):
+        transposed = ul2q_ref_torch.fake_quantize(w.t(), 2, axis, mode="device")
+        assert transposed.is_contiguous() and transposed.shape == (7, 12)
+        # (values: the device route's statistics are within a stated bound, not bit-exact,
+        # and depend on the memory order of the reductions, so only the layout is checked)
+    for mode_codes in (ul2q_ref_torch.encode(w.t(), 0.5, 0.1, 2, None),
+                       ul2q_ref_torch.encode(w.t().to("meta"), 0.5, 0.1, 2, None)):
+        assert mode_codes.is_contiguous()
+    expected = ul2q_ref.encode(w.t().numpy(), np.array([0.5]), np.array([0.1]), 2)
+    assert np.array_equal(ul2q_ref_torch.encode(w.t(), 0.5, 0.1, 2, None).numpy(), expected)

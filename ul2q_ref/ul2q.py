@@ -26,7 +26,6 @@ compiled kernels (:mod:`ul2q_ref.kernels`) are swapped in by name and give the s
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -141,13 +140,8 @@ def code_book(mean: np.ndarray, std: np.ndarray, lam: np.ndarray) -> Statistics:
     For σ within a factor λ of the largest float64 α overflows to +inf; the representability
     check then refuses the code book (:func:`ul2q_ref.codebook.check_representable`).
     """
-    if (type(std) is np.ndarray and type(lam) is np.ndarray and std.shape == (1,) == lam.shape
-            and std.dtype == np.float64 == lam.dtype
-            and math.isfinite(float(lam[0]) * float(std[0]))):
-        alpha = lam * std  # the same IEEE product did not overflow: nothing to silence
-    else:
-        with np.errstate(over="ignore"):
-            alpha = lam * std
+    with np.errstate(over="ignore"):
+        alpha = lam * std
     return Statistics(mean, std, lam, alpha, mean)
 
 
@@ -162,13 +156,14 @@ def statistics(weights: np.ndarray, bits: int, axis: int | None,
     from :func:`ul2q_ref.gaussian.optimal_lambda`.
     """
     mean, std = kernels.moments(weights, axis)
-    return code_book(mean, std, _lambda_vector(bits, mean.shape[0]))
+    return code_book(mean, std, _lambda_vector(bits, mean.shape[0]).view())
 
 
 @functools.lru_cache(maxsize=256)
 def _lambda_vector(bits: int, channels: int) -> np.ndarray:
     """λ_k* once per channel, read-only (made once per (k, channels): every call of the
-    statistics step on a layer asks for the same vector)."""
+    statistics step on a layer asks for the same vector). Callers get a view, which cannot
+    be made writeable again, so no caller can change the cached values."""
     lam = np.full(channels, optimal_lambda(bits))
     lam.setflags(write=False)
     return lam

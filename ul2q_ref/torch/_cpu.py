@@ -54,8 +54,10 @@ def moments(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray
 
 def encode(array: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bits: int,
            axis: int | None) -> np.ndarray:
-    """Codes of dtype ``code_dtype(bits)``, as :func:`ul2q_ref.encode`."""
-    return ul2q.encode(array, alpha, beta, bits, axis, registry.select("auto"))
+    """Codes of dtype ``code_dtype(bits)``, as :func:`ul2q_ref.encode`, C-contiguous (as the
+    operator's fake kernel promises) whatever the layout of `array`."""
+    codes = ul2q.encode(array, alpha, beta, bits, axis, registry.select("auto"))
+    return codes if codes.flags.c_contiguous else np.ascontiguousarray(codes)
 
 
 def decode(codes: np.ndarray, alpha: np.ndarray, beta: np.ndarray, axis: int | None,

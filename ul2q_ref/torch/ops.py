@@ -154,14 +154,15 @@ def _device_codes(w: Tensor, alpha: Tensor, beta: Tensor, bits: int, axis: int |
     scale, offset = alpha.reshape(shape), beta.reshape(shape)
     steps = (w.detach().to(torch.float64) - offset) / scale
     codes = torch.clamp(torch.floor(steps) + 1.0, lowest, highest)
-    return torch.where(scale == 0.0, torch.ones_like(codes), codes)
+    # C-contiguous, as the operators' fake kernels promise, whatever w's layout
+    return torch.where(scale == 0.0, torch.ones_like(codes), codes).contiguous()
 
 
 def _device_decode(codes: Tensor, alpha: Tensor, beta: Tensor, axis: int | None,
                    dtype: torch.dtype) -> Tensor:
     shape = _book_shape(codes.dim(), axis)
     return (alpha.reshape(shape) * (codes.to(torch.float64) - 0.5)
-            + beta.reshape(shape)).to(dtype)
+            + beta.reshape(shape)).to(dtype).contiguous()
 
 
 # --------------------------------------------------------------------------- ul2q::moments
@@ -359,6 +360,22 @@ SPARE_ATTRIBUTE = "_ul2q_spare"
 """The attribute of a layer's quantiser that keeps its previous result's array."""
 
 
+def _unheld_reference_count() -> int | None:
+    """What ``sys.getrefcount`` says of an array held by nothing but a local name, taken out
+    of a dict as :func:`_fake_quantize_reusing` takes its spare (measured, because the count
+    a local name contributes differs between CPython versions); None where the reuse is off:
+    a free-threaded build, where taking the spare out of the dict does not make it one
+    caller's."""
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return None
+    holder = {SPARE_ATTRIBUTE: np.empty(1)}
+    spare = holder.pop(SPARE_ATTRIBUTE)
+    return sys.getrefcount(spare)
+
+
+_UNHELD = _unheld_reference_count()
+
+
 def _fake_quantize_reusing(w: Tensor, bits: int, axis: int | None, mode: str,
                            holder: Any) -> Tensor:
     """:func:`_fake_quantize_cpu`, written into the memory of `holder`'s previous result when
@@ -372,18 +389,21 @@ def _fake_quantize_reusing(w: Tensor, bits: int, axis: int | None, mode: str,
     every autograd graph that saved it; so when the array's reference count shows only the
     holder's reference, no tensor, view, graph or array can see that memory, and the kernel
     may write the new ŵ into it. Taking the array out of the holder first (``dict.pop``, one
-    step under the GIL) gives it to one caller at a time. The cost: each such layer keeps
-    one spare copy of its ŵ between calls.
+    step under the GIL) gives it to one caller at a time; the count that means "no other
+    holder" is measured once, at import, the same way (:func:`_unheld_reference_count`), and
+    the reuse is off in a free-threaded build. The cost: each such layer keeps one spare copy
+    of its ŵ between calls.
     """
-    if holder is None or w.numel() < REUSE_FROM or mode == "device" or not w.is_contiguous():
+    if (holder is None or w.numel() < REUSE_FROM or mode == "device" or _UNHELD is None
+            or not w.is_contiguous()):
         return _fake_quantize_cpu(w, bits, axis, mode)
     target = _cpu.numpy_float(w.dtype)
     if target is None:  # bfloat16: computed in float64, then converted by torch
         return _fake_quantize_cpu(w, bits, axis, mode)
     axis = check_op_arguments(w, bits, axis, mode)
     spare = holder.__dict__.pop(SPARE_ATTRIBUTE, None)
-    # 2 = `spare` here and getrefcount's own argument: no other holder is left
-    if spare is not None and not (sys.getrefcount(spare) == 2 and spare.dtype == target
+    # no more references than the local name's: no other holder is left
+    if spare is not None and not (sys.getrefcount(spare) == _UNHELD and spare.dtype == target
                                   and spare.shape == tuple(w.shape)):
         spare = None
     array = _cpu.fake_quantize_array(_cpu.as_array(w, check=False), bits, axis, w.dtype,
