@@ -312,3 +312,27 @@ def test_an_integer_model_of_every_scheme_reads_back(tmp_path, scheme):
     group = {k.rsplit("/", 1)[1]: v for k, v in arrays.items() if k.startswith("quantized/")}
     np.testing.assert_array_equal(decoded["fc.weight"], _formula(group, "float32"))
     np.testing.assert_array_equal(decoded["fc.bias"], np.zeros(6, np.float32))
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_a_zero_dimensional_tensor_survives_quantize_and_dequantize(tmp_path, suffix):
+    """A PyTorch state_dict's ``num_batches_tracked`` is a 0-d int64 tensor: quantize keeps
+    it and dequantize writes it back 0-d (read with the safetensors package / NumPy)."""
+    from safetensors.numpy import load_file, save_file
+
+    source = tmp_path / "m.safetensors"
+    save_file({"conv.weight": _weights("float32"),
+               "bn.num_batches_tracked": np.array(7, dtype=np.int64)}, str(source))
+    quantized = tmp_path / "q.npz"
+    assert main(["quantize", str(source), "--bits", "2", "-o", str(quantized)]) == 0
+    target = tmp_path / f"float{suffix}"
+    assert main(["dequantize", str(quantized), "-o", str(target)]) == 0
+    if suffix == ".npz":
+        with np.load(target) as arrays:
+            back = {name: arrays[name] for name in arrays.files}
+    else:
+        back = load_file(str(target))
+    assert back["bn.num_batches_tracked"].shape == ()
+    assert back["bn.num_batches_tracked"].dtype == np.int64
+    assert int(back["bn.num_batches_tracked"]) == 7
+    assert back["conv.weight"].shape == (6, 5)

@@ -322,7 +322,8 @@ def write_float_model(path: str | os.PathLike[str], tensors: Sequence[Tensor]) -
         handle.write(struct.pack("<Q", len(text)))
         handle.write(text)
         for tensor in tensors:
-            array = np.ascontiguousarray(tensor.load(), dtype=tensor.dtype.newbyteorder("<"))
+            # (np.asarray with order="C", not np.ascontiguousarray: that turns 0-d into 1-d)
+            array = np.asarray(tensor.load(), dtype=tensor.dtype.newbyteorder("<"), order="C")
             if array.shape != tensor.shape:
                 raise ModelFileError(f"{path}: tensor {tensor.name} changed shape while "
                                      "being read")
