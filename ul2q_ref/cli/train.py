@@ -195,8 +195,9 @@ def run(args: argparse.Namespace) -> int:
     layers = ", ".join(f"{name} {scheme}{'' if bits is None else f'/{bits}'}"
                        for name, (scheme, bits) in result.layers.items())
     print(f"layers: {layers}")
+    epochs = len(result.history)
     print(f"final test accuracy: {100 * result.test_accuracy:.2f}% "
-          f"({len(result.history)} epochs; checkpoint {out / CHECKPOINT_NAME})")
+          f"({epochs} epoch{'' if epochs == 1 else 's'}; checkpoint {out / CHECKPOINT_NAME})")
     return 0
 
 
