@@ -115,12 +115,8 @@ def fake_quantize(
     _check_code_book(alpha, beta, channel_count(weights.shape, axis))
     if out is not None:
         _check_out(out, weights, dtype)
-    codes = ul2q.cell_codes(weights, alpha, beta, bits, axis)
-    result = codebook.decode(codes, alpha, beta, float(zero_point), axis, np.dtype(dtype))
-    if out is None:
-        return result
-    np.copyto(out, result)
-    return out
+    return ul2q.DEFINITION.fake_quantize(weights, alpha, beta, bits, float(zero_point), axis,
+                                         dtype, out)
 
 
 __all__ = ["CODE_DTYPES", "FLOAT_DTYPES", "WEIGHT_DTYPES", "decode", "encode", "fake_quantize",
