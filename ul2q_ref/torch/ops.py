@@ -381,24 +381,22 @@ def _fake_quantize_reusing(w: Tensor, bits: int, axis: int | None, mode: str,
     """:func:`_fake_quantize_cpu`, written into the memory of `holder`'s previous result when
     nothing else holds it any more.
 
-    A training step keeps every ŵ until its backward pass and then frees it, so each step
-    would allocate (and the kernel would page-fault) as much fresh memory as the weights
-    hold; on ResNet-18 that was about 7 ms of a 107 ms step. `holder` (a :class:`UL2Q`
-    parametrisation) keeps the NumPy array behind its last result. ``torch.from_numpy`` makes
-    the tensor's storage hold a reference to that array, and so do all the tensor's views and
-    every autograd graph that saved it; so when the array's reference count shows only the
-    holder's reference, no tensor, view, graph or array can see that memory, and the kernel
-    may write the new ŵ into it. Taking the array out of the holder first (``dict.pop``, one
-    step under the GIL) gives it to one caller at a time; the count that means "no other
-    holder" is measured once, at import, the same way (:func:`_unheld_reference_count`), and
-    the reuse is off in a free-threaded build. The cost: each such layer keeps one spare copy
-    of its ŵ between calls.
+    A training step keeps every ŵ until its backward pass and then frees it, so each step would
+    allocate (and the kernel would page-fault) as much fresh memory as the weights hold; on
+    ResNet-18 the reuse makes a step 0.85–0.93x as long (benchmarks/bench_torch.py). `holder` (a
+    :class:`UL2Q` parametrisation) keeps the NumPy array behind its last result.
+    ``torch.from_numpy`` makes the tensor's storage hold a reference to that array, and so do
+    all the tensor's views and every autograd graph that saved it; so when the array's reference
+    count shows only the holder's reference, no tensor, view, graph or array can see that
+    memory, and the kernel may write the new ŵ into it. Taking the array out of the holder first
+    (``dict.pop``, one step under the GIL) gives it to one caller at a time; the count that
+    means "no other holder" is measured once, at import, the same way
+    (:func:`_unheld_reference_count`), and the reuse is off in a free-threaded build. The cost:
+    each such layer keeps one spare copy of its ŵ between calls.
     """
-    if (holder is None or w.numel() < REUSE_FROM or mode == "device" or _UNHELD is None
-            or not w.is_contiguous()):
-        return _fake_quantize_cpu(w, bits, axis, mode)
-    target = _cpu.numpy_float(w.dtype)
-    if target is None:  # bfloat16: computed in float64, then converted by torch
+    target = _cpu.numpy_float(w.dtype)  # None for bfloat16: computed in float64, converted
+    if (holder is None or w.numel() < REUSE_FROM or target is None or mode == "device"
+            or _UNHELD is None or not w.is_contiguous()):
         return _fake_quantize_cpu(w, bits, axis, mode)
     axis = check_op_arguments(w, bits, axis, mode)
     spare = holder.__dict__.pop(SPARE_ATTRIBUTE, None)
